@@ -1,0 +1,218 @@
+"""The gateway's exception tree. Every error knows its contract code and HTTP status.
+
+Codes are ``HTTP status * 100 + n`` (CONTRACT.md §2). Foreign exceptions (httpx, redis,
+Pillow, msgspec) are converted into these once, at the edge of the package that meets them;
+route handlers only raise, and one exception handler per envelope renders them.
+
+    GatewayError                      500 50001 (base; also "internal error")
+    ├── BadRequest                    400
+    │   ├── InvalidBody               40001  body not JSON / schema (names the field)
+    │   ├── ImageUndecodable          40002
+    │   ├── ImageURLRefused           40003  scheme, host, address, port, credentials
+    │   ├── ImageFetchFailed          40004  status, timeout, content type
+    │   ├── TooManyImages             40005
+    │   ├── ContextOverflow           40006
+    │   ├── ParameterOutOfRange       40007
+    │   ├── UnknownPreset             40008
+    │   ├── ImageQualityTooLow        40009  carries a ``hint``
+    │   └── IdempotencyConflict       40010  same Idempotency-Key, different body
+    ├── Unauthorized                  401 40101
+    ├── Forbidden                     403 40301
+    ├── NotFound                      404 40401  (feedback on an unknown/foreign request id)
+    ├── PayloadTooLarge               413 41301
+    ├── TooManyRequests               429 (carry ``retry_after``)
+    │   ├── RequestRateLimited        42901
+    │   ├── TokenRateLimited          42902
+    │   └── ConcurrencyLimited        42903
+    ├── InternalError                 500 50001
+    ├── UpstreamError                 502 50201  upstream error or unreadable body
+    ├── ServiceUnavailable            503 50301  no healthy upstream / shedding (``retry_after``)
+    └── UpstreamTimeout               504 50401
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway reports to a client."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[int] = 50001
+    default_message: ClassVar[str] = "internal error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        param: str | None = None,
+        retry_after: float | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.param = param
+        self.retry_after = retry_after
+        self.extra = extra or {}
+        super().__init__(self.message)
+
+    @property
+    def retry_after_seconds(self) -> int | None:
+        """``retry_after`` rounded up to whole seconds (what headers carry), at least 1."""
+        if self.retry_after is None:
+            return None
+        return max(1, int(-(-self.retry_after // 1)))
+
+
+class BadRequest(GatewayError):
+    status = 400
+    code = 40001
+    default_message = "bad request"
+
+
+class InvalidBody(BadRequest):
+    code = 40001
+    default_message = "request body is not valid JSON or does not match the schema"
+
+
+class ImageUndecodable(BadRequest):
+    code = 40002
+    default_message = "image is not a decodable image of an allowed format"
+
+
+class ImageURLRefused(BadRequest):
+    code = 40003
+    default_message = "image URL refused"
+
+
+class ImageFetchFailed(BadRequest):
+    code = 40004
+    default_message = "image URL could not be fetched"
+
+
+class TooManyImages(BadRequest):
+    code = 40005
+    default_message = "too many images in one request"
+
+
+class ContextOverflow(BadRequest):
+    code = 40006
+    default_message = "prompt plus images exceed the model's context"
+
+
+class ParameterOutOfRange(BadRequest):
+    code = 40007
+    default_message = "parameter out of the allowed range"
+
+
+class UnknownPreset(BadRequest):
+    code = 40008
+    default_message = "unknown preset"
+
+
+class ImageQualityTooLow(BadRequest):
+    code = 40009
+    default_message = "image quality too low to answer"
+
+    def __init__(self, message: str | None = None, *, hint: str, reason: str) -> None:
+        super().__init__(message, extra={"hint": hint, "reason": reason})
+
+
+class IdempotencyConflict(BadRequest):
+    code = 40010
+    default_message = "Idempotency-Key was already used with a different request body"
+
+
+class Unauthorized(GatewayError):
+    status = 401
+    code = 40101
+    default_message = "missing or invalid API key"
+
+
+class Forbidden(GatewayError):
+    status = 403
+    code = 40301
+    default_message = "this key is not allowed this model, route or preset"
+
+
+class NotFound(GatewayError):
+    status = 404
+    code = 40401
+    default_message = "not found"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    code = 41301
+    default_message = "request body, decoded image or pixel count over the limit"
+
+
+class TooManyRequests(GatewayError):
+    status = 429
+    code = 42901
+    default_message = "rate limit exceeded"
+
+
+class RequestRateLimited(TooManyRequests):
+    code = 42901
+    default_message = "request rate limit exceeded"
+
+
+class TokenRateLimited(TooManyRequests):
+    code = 42902
+    default_message = "token rate limit exceeded"
+
+
+class ConcurrencyLimited(TooManyRequests):
+    code = 42903
+    default_message = "concurrency limit exceeded"
+
+
+class InternalError(GatewayError):
+    status = 500
+    code = 50001
+    default_message = "internal error"
+
+
+class UpstreamError(GatewayError):
+    status = 502
+    code = 50201
+    default_message = "upstream answered with an error or an unreadable body"
+
+
+class ServiceUnavailable(GatewayError):
+    status = 503
+    code = 50301
+    default_message = "no healthy upstream"
+
+
+class UpstreamTimeout(GatewayError):
+    status = 504
+    code = 50401
+    default_message = "upstream did not answer within the deadline"
+
+
+ALL_ERRORS: tuple[type[GatewayError], ...] = (
+    InvalidBody,
+    ImageUndecodable,
+    ImageURLRefused,
+    ImageFetchFailed,
+    TooManyImages,
+    ContextOverflow,
+    ParameterOutOfRange,
+    UnknownPreset,
+    ImageQualityTooLow,
+    IdempotencyConflict,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    RequestRateLimited,
+    TokenRateLimited,
+    ConcurrencyLimited,
+    InternalError,
+    UpstreamError,
+    ServiceUnavailable,
+    UpstreamTimeout,
+)
+"""Every concrete error, for docs and the OpenAPI schema."""

@@ -1,0 +1,176 @@
+"""All settings, from ``GATEWAY_*`` environment variables and an optional ``.env`` file.
+
+The names are flat because CONTRACT.md §6 fixes them flat (``GATEWAY_UPSTREAM_URLS``,
+``GATEWAY_IMAGE_ALLOW_PRIVATE_URLS`` ...); fields are grouped by the package that reads them.
+Tests build ``Settings(...)`` directly and never touch ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "GATEWAY_"
+
+
+def default_data_dir() -> Path:
+    """Per-user data directory (XDG), shared by the CLI and the server."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "vlgw"
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+CsvInts = Annotated[list[int], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every knob of the gateway, each with a sane default."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", validate_default=True
+    )
+
+    # --- server -------------------------------------------------------------------------
+    host: str = "0.0.0.0"  # noqa: S104  (a server's listen address)
+    port: int = Field(8080, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    shutdown_grace_seconds: float = Field(30.0, ge=0)
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    metrics_token: SecretStr | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_json: bool | None = None  # None: JSON when stdout is not a terminal
+    log_prompts: bool = False
+    data_dir: Path = Field(default_factory=default_data_dir)
+
+    # --- upstream (vLLM replicas) ------------------------------------------------------
+    upstream_urls: CsvList = Field(default_factory=lambda: ["http://127.0.0.1:8000"])
+    upstream_urls_file: Path | None = None
+    upstream_model: str | None = None
+    upstream_model_aliases: CsvList = Field(default_factory=lambda: ["qwen-vl", "qwen3-vl"])
+    upstream_api_key: SecretStr | None = None
+    upstream_max_model_len: int = Field(32768, ge=256)
+    upstream_connect_timeout: float = Field(2.0, gt=0)
+    upstream_timeout: float = Field(60.0, gt=0)  # whole non-streaming answer
+    upstream_first_token_timeout: float = Field(30.0, gt=0)
+    upstream_chunk_timeout: float = Field(30.0, gt=0)  # gap between stream chunks
+    upstream_keepalive_seconds: float = Field(10.0, gt=0)  # SSE comment while waiting
+    upstream_max_connections: int = Field(512, ge=1)
+    upstream_retries: int = Field(2, ge=0, le=5)
+    upstream_health_interval: float = Field(5.0, gt=0)
+    upstream_eject_failures: int = Field(3, ge=1)
+    upstream_eject_seconds: float = Field(10.0, gt=0)
+    upstream_routing: Literal["least_outstanding", "image_affinity"] = "image_affinity"
+    upstream_affinity_load_factor: float = Field(1.5, ge=1.0)
+    upstream_scrape_metrics: bool = False
+    upstream_max_inflight: int = Field(64, ge=1)  # per replica; match vLLM --max-num-seqs
+    upstream_queue_size: int = Field(64, ge=0)
+    upstream_queue_timeout: float = Field(2.0, ge=0)
+
+    # --- store: Redis or embedded --------------------------------------------------------
+    redis_url: str | None = None
+    redis_timeout: float = Field(0.1, gt=0)
+    redis_breaker_failures: int = Field(3, ge=1)
+    redis_breaker_reset_seconds: float = Field(1.0, gt=0)
+
+    # --- auth and limits -------------------------------------------------------------------
+    auth_disabled: bool = False
+    key_cache_seconds: float = Field(2.0, ge=0)
+    default_rpm: int | None = Field(None, ge=1)
+    default_tpm: int | None = Field(None, ge=1)
+    default_concurrency: int | None = Field(None, ge=1)
+    limit_fallback: Literal["local", "open", "closed"] = "local"
+    gateway_replicas: int = Field(1, ge=1)  # local fallback limits are limit / this
+    metrics_key_labels: bool = True
+
+    # --- request defaults ----------------------------------------------------------------
+    default_max_tokens: int = Field(512, ge=1)
+    max_tokens_cap: int = Field(4096, ge=1)
+    default_temperature: float | None = Field(None, ge=0, le=2)  # None: upstream default
+
+    # --- image intake --------------------------------------------------------------------
+    image_allow_private_urls: bool = False
+    image_url_allowlist: CsvList = Field(default_factory=list)  # hosts always allowed
+    image_allowed_ports: CsvInts = Field(default_factory=lambda: [80, 443])
+    image_max_images: int = Field(4, ge=1)
+    image_max_bytes: int = Field(12 * 1024 * 1024, ge=1024)  # one encoded image
+    image_max_pixels: int = Field(50_000_000, ge=1)  # hard limit, decompression bombs
+    image_max_side: int = Field(20_000, ge=1)
+    image_pixel_budget: int = Field(1_310_720, ge=4096)  # = vLLM --mm-processor-kwargs max_pixels
+    image_min_pixels: int = Field(65_536, ge=1)
+    image_fetch_timeout: float = Field(5.0, gt=0)
+    image_fetch_max_redirects: int = Field(3, ge=0, le=10)
+    image_jpeg_quality: int = Field(90, ge=50, le=100)
+    image_workers: int = Field(2, ge=1)
+    image_max_concurrent: int = Field(16, ge=1)
+
+    # --- response cache ------------------------------------------------------------------
+    cache_enabled: bool = True
+    cache_ttl_seconds: int = Field(86_400, ge=1)
+    cache_max_entries: int = Field(10_000, ge=1)  # embedded store (LRU)
+    cache_scope: Literal["key", "global"] = "key"
+    cache_any_temperature: bool = False
+    coalesce_timeout: float = Field(60.0, gt=0)
+    idempotency_ttl_seconds: int = Field(86_400, ge=1)
+
+    # --- presets, pre-check, feedback ----------------------------------------------------
+    presets_file: Path | None = None  # None: the bundled presets
+    presets_reload_seconds: float = Field(2.0, gt=0)
+    precheck_default: bool = False
+    precheck_dark_threshold: float = Field(40.0, ge=0, le=255)
+    precheck_bright_threshold: float = Field(225.0, ge=0, le=255)
+    precheck_blur_threshold: float = Field(60.0, ge=0)
+    precheck_min_side: int = Field(64, ge=1)
+    feedback_store_images: bool = False
+
+    @field_validator(
+        "upstream_urls", "upstream_model_aliases", "image_url_allowlist", "image_allowed_ports", mode="before"
+    )
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("upstream_urls")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one upstream URL is needed")
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        return [url.rstrip("/") for url in value]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.default_max_tokens > self.max_tokens_cap:
+            raise ValueError("GATEWAY_DEFAULT_MAX_TOKENS is above GATEWAY_MAX_TOKENS_CAP")
+        if self.image_min_pixels > self.image_pixel_budget:
+            raise ValueError("GATEWAY_IMAGE_MIN_PIXELS is above GATEWAY_IMAGE_PIXEL_BUDGET")
+        return self
+
+
+class SettingsError(Exception):
+    """Settings failed validation; the message names each offending variable."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment, turning validation errors into named messages."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = ".".join(str(part) for part in err["loc"]) or "settings"
+            name = f"{ENV_PREFIX}{field.upper()}" if err["loc"] else field
+            lines.append(f"{name}: {err['msg']}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
