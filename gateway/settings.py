@@ -118,6 +118,7 @@ class Settings(BaseSettings):
     cache_enabled: bool = True
     cache_ttl_seconds: int = Field(86_400, ge=1)
     cache_max_entries: int = Field(10_000, ge=1)  # embedded store (LRU)
+    cache_max_bytes: int = Field(256 * 1024 * 1024, ge=1024)  # embedded store: keys + values
     cache_scope: Literal["key", "global"] = "key"
     cache_any_temperature: bool = False
     coalesce_timeout: float = Field(60.0, gt=0)
