@@ -18,7 +18,8 @@ route handlers only raise, and one exception handler per envelope renders them.
     │   └── IdempotencyConflict       40010  same Idempotency-Key, different body
     ├── Unauthorized                  401 40101
     ├── Forbidden                     403 40301
-    ├── NotFound                      404 40401  (feedback on an unknown/foreign request id)
+    ├── NotFound                      404 40401  unknown route; feedback on an unknown/foreign request id
+    ├── MethodNotAllowed              405 40501
     ├── PayloadTooLarge               413 41301
     ├── TooManyRequests               429 (carry ``retry_after``)
     │   ├── RequestRateLimited        42901
@@ -141,6 +142,12 @@ class NotFound(GatewayError):
     default_message = "not found"
 
 
+class MethodNotAllowed(GatewayError):
+    status = 405
+    code = 40501
+    default_message = "method not allowed on this route"
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
     code = 41301
@@ -206,6 +213,7 @@ ALL_ERRORS: tuple[type[GatewayError], ...] = (
     Unauthorized,
     Forbidden,
     NotFound,
+    MethodNotAllowed,
     PayloadTooLarge,
     RequestRateLimited,
     TokenRateLimited,

@@ -22,23 +22,30 @@ TOKEN_BUCKETS = (16, 64, 128, 256, 512, 768, 1024, 1280, 2048, 4096, 8192, 16384
 # --- requests --------------------------------------------------------------------------------
 REQUESTS = Counter("gateway_requests", "Requests answered, by route and contract code", ["route", "code"])
 REQUEST_DURATION = Histogram(
-    "gateway_request_duration_seconds", "Whole request latency as seen by the gateway", ["route"],
+    "gateway_request_duration_seconds",
+    "Whole request latency as seen by the gateway",
+    ["route"],
     buckets=LATENCY_BUCKETS,
 )
 INFLIGHT = Gauge("gateway_inflight_requests", "Requests being served", ["route"], multiprocess_mode="livesum")
 
 # --- upstream ----------------------------------------------------------------------------------
 UPSTREAM_DURATION = Histogram(
-    "gateway_upstream_duration_seconds", "Time waiting on the upstream (non-streaming answer)", ["replica"],
+    "gateway_upstream_duration_seconds",
+    "Time waiting on the upstream (non-streaming answer)",
+    ["replica"],
     buckets=LATENCY_BUCKETS,
 )
 TIME_TO_FIRST_TOKEN = Histogram(
-    "gateway_time_to_first_token_seconds", "From request start to the first streamed token", ["route"],
+    "gateway_time_to_first_token_seconds",
+    "From request start to the first streamed token",
+    ["route"],
     buckets=LATENCY_BUCKETS,
 )
 STREAM_CHUNK_GAP = Histogram(
-    "gateway_stream_chunk_gap_seconds", "Gap between consecutive upstream stream chunks",
-    buckets=FAST_BUCKETS + (5, 10, 30),
+    "gateway_stream_chunk_gap_seconds",
+    "Gap between consecutive upstream stream chunks",
+    buckets=(*FAST_BUCKETS, 5, 10, 30),
 )
 STREAMS = Counter(
     "gateway_streams", "Streams by outcome: started, completed, client_aborted, upstream_aborted", ["outcome"]
@@ -50,37 +57,42 @@ UPSTREAM_HEALTHY = Gauge(
 UPSTREAM_INFLIGHT = Gauge(
     "gateway_upstream_inflight", "Requests in flight to the replica", ["replica"], multiprocess_mode="livesum"
 )
-UPSTREAM_EJECTIONS = Counter("gateway_upstream_ejections", "Replica ejections by outlier detection", ["replica"])
+UPSTREAM_EJECTIONS = Counter(
+    "gateway_upstream_ejections", "Replica ejections by outlier detection", ["replica"]
+)
 UPSTREAM_RETRIES = Counter("gateway_upstream_retries", "Retries on another replica, by reason", ["reason"])
 ROUTING_DECISIONS = Counter(
-    "gateway_routing_decisions", "Replica choices: affinity_hit, affinity_overflow, least_outstanding", ["decision"]
+    "gateway_routing_decisions",
+    "Replica choices: affinity_hit, affinity_overflow, least_outstanding",
+    ["decision"],
 )
 ADMISSION_REJECTIONS = Counter(
     "gateway_admission_rejections", "Requests shed because every replica was at its cap and the queue full"
 )
 QUEUE_WAIT = Histogram(
-    "gateway_queue_wait_seconds", "Time spent waiting for an upstream slot", buckets=FAST_BUCKETS + (5,)
+    "gateway_queue_wait_seconds", "Time spent waiting for an upstream slot", buckets=(*FAST_BUCKETS, 5)
 )
 
 # --- image intake ------------------------------------------------------------------------------
 INTAKE_DURATION = Histogram(
-    "gateway_intake_duration_seconds", "Image intake (fetch, decode, normalise) per request",
-    buckets=FAST_BUCKETS + (5, 10),
+    "gateway_intake_duration_seconds",
+    "Image intake (fetch, decode, normalise) per request",
+    buckets=(*FAST_BUCKETS, 5, 10),
 )
 IMAGE_FETCH_DURATION = Histogram(
     "gateway_image_fetch_duration_seconds", "Fetching one image URL", buckets=LATENCY_BUCKETS
 )
-IMAGE_BYTES = Histogram("gateway_image_bytes", "Encoded image size, in and out of intake", ["stage"],
-                        buckets=BYTES_BUCKETS)
-IMAGE_PIXELS = Histogram("gateway_image_pixels", "Image pixels, in and out of intake", ["stage"],
-                         buckets=PIXEL_BUCKETS)
+IMAGE_BYTES = Histogram(
+    "gateway_image_bytes", "Encoded image size, in and out of intake", ["stage"], buckets=BYTES_BUCKETS
+)
+IMAGE_PIXELS = Histogram(
+    "gateway_image_pixels", "Image pixels, in and out of intake", ["stage"], buckets=PIXEL_BUCKETS
+)
 VISUAL_TOKENS = Histogram("gateway_visual_tokens", "Estimated visual tokens per image", buckets=TOKEN_BUCKETS)
 IMAGE_REFUSALS = Counter("gateway_image_refusals", "Images refused, by reason", ["reason"])
 
 # --- cache -------------------------------------------------------------------------------------
-CACHE_REQUESTS = Counter(
-    "gateway_cache_requests", "Cache lookups: hit, miss, coalesced, bypass", ["result"]
-)
+CACHE_REQUESTS = Counter("gateway_cache_requests", "Cache lookups: hit, miss, coalesced, bypass", ["result"])
 CACHE_STORES = Counter("gateway_cache_stores", "Answers stored in the cache")
 CACHE_EVICTIONS = Counter("gateway_cache_evictions", "Entries evicted from the embedded cache (LRU)")
 CACHE_BYTES = Gauge("gateway_cache_bytes", "Bytes held by the embedded cache", multiprocess_mode="livesum")
@@ -88,7 +100,9 @@ CACHE_SAVED_TOKENS = Counter("gateway_cache_saved_tokens", "Upstream tokens not 
 
 # --- limits and keys ---------------------------------------------------------------------------
 LIMIT_DECISIONS = Counter(
-    "gateway_limit_decisions", "Limit checks by kind (rpm, tpm, concurrency) and decision", ["kind", "decision", "key"]
+    "gateway_limit_decisions",
+    "Limit checks by kind (rpm, tpm, concurrency) and decision",
+    ["kind", "decision", "key"],
 )
 LIMITER_DURATION = Histogram(
     "gateway_limiter_duration_seconds", "Time spent in limit checks", ["backend"], buckets=FAST_BUCKETS
@@ -98,9 +112,13 @@ AUTH_FAILURES = Counter("gateway_auth_failures", "Refused credentials, by reason
 # --- store (Redis) -------------------------------------------------------------------------------
 REDIS_ERRORS = Counter("gateway_redis_errors", "Redis calls that failed or timed out", ["op"])
 REDIS_DEGRADED = Gauge(
-    "gateway_redis_degraded", "1 while Redis is unreachable and local fallbacks are used", multiprocess_mode="max"
+    "gateway_redis_degraded",
+    "1 while Redis is unreachable and local fallbacks are used",
+    multiprocess_mode="max",
 )
 
 # --- app-developer features --------------------------------------------------------------------
-PRECHECK_REFUSALS = Counter("gateway_precheck_refusals", "Images refused by the quality pre-check", ["reason"])
+PRECHECK_REFUSALS = Counter(
+    "gateway_precheck_refusals", "Images refused by the quality pre-check", ["reason"]
+)
 FEEDBACK = Counter("gateway_feedback", "Feedback received, by verdict", ["verdict"])

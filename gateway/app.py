@@ -1,0 +1,74 @@
+"""The application factory: ``create_app(settings)`` builds everything; the lifespan opens clients."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from gateway import __version__
+from gateway.constants import ROUTE_APP, ROUTE_CHAT, ROUTE_MODELS
+from gateway.http.context import RequestContextMiddleware
+from gateway.http.errors import handle_exception
+from gateway.logging import configure_logging
+from gateway.routes.app_route import qwen_vl
+from gateway.routes.ops import healthz, metrics_route, readyz
+from gateway.services import Services, open_services
+from gateway.settings import Settings, load_settings
+
+KNOWN_ROUTES = frozenset(
+    {
+        ROUTE_APP,
+        ROUTE_CHAT,
+        ROUTE_MODELS,
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/presets",
+        "/v1/feedback",
+        "/v1/usage",
+        "/docs",
+        "/schema/openapi.json",
+    }
+)
+
+
+def _services(state: State) -> Services:
+    services: Services = state.services
+    return services
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the gateway for ``settings`` (read from the environment when not given)."""
+    settings = settings or load_settings()
+    configure_logging(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with open_services(settings) as services:
+            app.state.services = services
+            yield
+
+    handlers = [qwen_vl, healthz, readyz]
+    if settings.metrics_port is None:
+        handlers.append(metrics_route)
+    app = Litestar(
+        route_handlers=handlers,
+        lifespan=[lifespan],
+        dependencies={"services": Provide(_services, sync_to_thread=False)},
+        exception_handlers={Exception: handle_exception},
+        request_max_body_size=None,  # read_body enforces GATEWAY_MAX_BODY_BYTES with the contract's 41301
+        logging_config=None,
+        openapi_config=OpenAPIConfig(title="vlgw", version=__version__, path="/schema"),
+    )
+    app.asgi_handler = RequestContextMiddleware(app.asgi_handler, KNOWN_ROUTES)
+    return app
+
+
+def create_app_from_env() -> Litestar:
+    """Factory for ``uvicorn --factory`` (one call per worker process)."""
+    return create_app(load_settings())

@@ -1,0 +1,96 @@
+"""Translating the app contract into one vLLM chat request, and vLLM's answer back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gateway import errors
+from gateway.schemas import AppAnswer, ChatCompletion, QwenVLRequest, Usage
+from gateway.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """The sampling parameters sent upstream; ``None`` leaves vLLM's (the model's) default."""
+
+    max_tokens: int
+    temperature: float | None
+    top_p: float | None
+
+    def as_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"max_tokens": self.max_tokens}
+        if self.temperature is not None:
+            fields["temperature"] = self.temperature
+        if self.top_p is not None:
+            fields["top_p"] = self.top_p
+        return fields
+
+
+def resolve_sampling(
+    req: QwenVLRequest,
+    settings: Settings,
+    *,
+    default_max_tokens: int | None = None,
+    max_tokens_cap: int | None = None,
+    default_temperature: float | None = None,
+    default_top_p: float | None = None,
+) -> Sampling:
+    """Apply defaults (server, then preset) and refuse out-of-range values with 40007."""
+    cap = min(max_tokens_cap or settings.max_tokens_cap, settings.max_tokens_cap)
+    max_tokens = (
+        req.max_tokens if req.max_tokens is not None else (default_max_tokens or settings.default_max_tokens)
+    )
+    if max_tokens < 1:
+        raise errors.ParameterOutOfRange("max_tokens must be at least 1", param="max_tokens")
+    if max_tokens > cap:
+        raise errors.ParameterOutOfRange(
+            f"max_tokens {max_tokens} is above this server's cap of {cap}", param="max_tokens"
+        )
+    temperature = req.temperature if req.temperature is not None else default_temperature
+    if temperature is None:
+        temperature = settings.default_temperature
+    if temperature is not None and not 0 <= temperature <= 2:
+        raise errors.ParameterOutOfRange("temperature must be between 0 and 2", param="temperature")
+    top_p = req.top_p if req.top_p is not None else default_top_p
+    if top_p is not None and not 0 < top_p <= 1:
+        raise errors.ParameterOutOfRange("top_p must be in (0, 1]", param="top_p")
+    return Sampling(max_tokens=max_tokens, temperature=temperature, top_p=top_p)
+
+
+def build_chat_payload(
+    *,
+    model: str,
+    prompt: str,
+    image_uris: Sequence[str],
+    sampling: Sampling,
+    system: str | None = None,
+    stream: bool = False,
+) -> dict[str, Any]:
+    """One chat-completions request: images first, then the question (Qwen's own examples' order)."""
+    content: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": uri}} for uri in image_uris]
+    content.append({"type": "text", "text": prompt})
+    messages: list[dict[str, Any]] = []
+    if system:
+        messages.append({"role": "system", "content": system})
+    messages.append({"role": "user", "content": content})
+    payload: dict[str, Any] = {"model": model, "messages": messages, **sampling.as_fields()}
+    if stream:
+        payload["stream"] = True
+        payload["stream_options"] = {"include_usage": True}
+    return payload
+
+
+def app_answer(completion: ChatCompletion, *, request_id: str, model: str, cached: bool = False) -> AppAnswer:
+    """The app contract's success body from vLLM's chat completion."""
+    choice = completion.choices[0]
+    usage = completion.usage or Usage()
+    return AppAnswer(
+        text=choice.message.content or "",
+        usage=usage,
+        request_id=request_id,
+        model=completion.model or model,
+        finish_reason=choice.finish_reason,
+        cached=cached,
+    )

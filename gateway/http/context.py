@@ -1,0 +1,111 @@
+"""Per-request context: the request id, one access log line and the request metrics.
+
+A raw ASGI wrapper around the whole Litestar app (outside its router), so 404s, 405s and
+exceptions get an ``X-Request-Id`` header, a log line and a metric like every other answer.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+
+from gateway import metrics
+from gateway.constants import REQUEST_ID_ALLOWED, REQUEST_ID_HEADER, REQUEST_ID_MAX_LENGTH
+
+log = structlog.get_logger("gateway.access")
+_REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.encode()
+_UNLOGGED_PATHS = frozenset({"/healthz", "/metrics"})
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """What one request learned on its way, for the access line and metrics."""
+
+    request_id: str
+    route: str
+    started: float
+    status: int = 0
+    code: int = 0
+    key_name: str | None = None
+    cache: str | None = None
+    replica: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def _sane_request_id(raw: bytes) -> str | None:
+    if not raw or len(raw) > REQUEST_ID_MAX_LENGTH:
+        return None
+    text = raw.decode("latin-1")
+    return text if all(ch in REQUEST_ID_ALLOWED for ch in text) else None
+
+
+def context_of(scope: Scope) -> RequestContext:
+    """The context the middleware attached to this request."""
+    ctx: RequestContext = scope["state"]["ctx"]
+    return ctx
+
+
+class RequestContextMiddleware:
+    """Assigns the request id, adds the header, logs one line and counts the request."""
+
+    def __init__(self, app: ASGIApp, known_routes: frozenset[str]) -> None:
+        self.app = app
+        self.known_routes = known_routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == _REQUEST_ID_HEADER_BYTES:
+                request_id = _sane_request_id(value)
+                break
+        request_id = request_id or uuid.uuid4().hex
+        path = scope["path"]
+        route = path if path in self.known_routes else "other"
+        ctx = RequestContext(request_id=request_id, route=route, started=time.perf_counter())
+        scope.setdefault("state", {})["ctx"] = ctx
+        header = (_REQUEST_ID_HEADER_BYTES, request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                ctx.status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        metrics.INFLIGHT.labels(route=route).inc()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            metrics.INFLIGHT.labels(route=route).dec()
+            self._finish(ctx, scope)
+            structlog.contextvars.clear_contextvars()
+
+    @staticmethod
+    def _finish(ctx: RequestContext, scope: HTTPScope) -> None:
+        seconds = time.perf_counter() - ctx.started
+        code = ctx.code if ctx.code or ctx.status < 400 else ctx.status * 100 + 1
+        metrics.REQUESTS.labels(route=ctx.route, code=str(code)).inc()
+        metrics.REQUEST_DURATION.labels(route=ctx.route).observe(seconds)
+        if scope["path"] in _UNLOGGED_PATHS:
+            return
+        log.info(
+            "request",
+            method=scope["method"],
+            route=ctx.route,
+            status=ctx.status,
+            code=code,
+            latency_ms=round(seconds * 1000, 2),
+            key=ctx.key_name,
+            cache=ctx.cache,
+            replica=ctx.replica,
+            **ctx.fields,
+        )

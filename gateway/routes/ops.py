@@ -1,0 +1,37 @@
+"""Operations routes: liveness, readiness and metrics (CONTRACT.md §5)."""
+
+from __future__ import annotations
+
+import hmac
+
+from litestar import Response, get
+
+from gateway import errors
+from gateway.http.types import AnyRequest
+from gateway.metrics_export import render_metrics
+from gateway.services import Services
+
+
+@get("/healthz", include_in_schema=False, sync_to_thread=False)
+def healthz() -> Response[bytes]:
+    """Liveness: the process answers; touches no dependency."""
+    return Response(content=b'{"status":"ok"}', media_type="application/json")
+
+
+@get("/readyz", include_in_schema=False)
+async def readyz(services: Services) -> Response[dict[str, object]]:
+    """Readiness: a healthy upstream replica with a known model, and the store answers."""
+    report = await services.readiness()
+    return Response(content=report, status_code=200 if report["ready"] else 503)
+
+
+@get("/metrics", include_in_schema=False, sync_to_thread=False)
+def metrics_route(request: AnyRequest, services: Services) -> Response[bytes]:
+    """Prometheus text format; behind a bearer token when ``GATEWAY_METRICS_TOKEN`` is set."""
+    token = services.settings.metrics_token
+    if token is not None:
+        presented = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(presented.encode(), token.get_secret_value().encode()):
+            raise errors.Unauthorized("metrics need the operator's bearer token")
+    body, content_type = render_metrics()
+    return Response(content=body, media_type=content_type)

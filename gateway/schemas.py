@@ -1,0 +1,104 @@
+"""Wire schemas (msgspec Structs): the app contract and the parts of vLLM's answers we read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class QwenVLRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Body of ``POST /v1/qwen-vl`` (CONTRACT.md §1)."""
+
+    image: str | list[str]
+    prompt: str | None = None
+    preset: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stream: bool = False
+    precheck: bool | None = None
+
+    def images(self) -> list[str]:
+        return [self.image] if isinstance(self.image, str) else list(self.image)
+
+
+class Usage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class AppAnswer(msgspec.Struct):
+    """Success body of ``POST /v1/qwen-vl``; ``code``, ``text`` and ``usage`` are the original three."""
+
+    text: str
+    usage: Usage
+    request_id: str
+    model: str
+    finish_reason: str | None
+    cached: bool = False
+    code: int = 0
+
+
+class AppError(msgspec.Struct, omit_defaults=True):
+    """Error body of the app routes (CONTRACT.md §1)."""
+
+    code: int
+    message: str
+    request_id: str
+    retry_after: int | None = None
+    hint: str | None = None
+    reason: str | None = None
+    param: str | None = None
+
+
+class OpenAIErrorDetail(msgspec.Struct):
+    message: str
+    type: str
+    param: str | None
+    code: int
+
+
+class OpenAIError(msgspec.Struct):
+    """Error envelope of the OpenAI-compatible routes, with our numeric code in ``code``."""
+
+    error: OpenAIErrorDetail
+
+
+# --- what we read from vLLM -------------------------------------------------------------------
+
+
+class ChatMessage(msgspec.Struct):
+    role: str = "assistant"
+    content: str | None = None
+
+
+class ChatChoice(msgspec.Struct):
+    index: int = 0
+    message: ChatMessage = msgspec.field(default_factory=ChatMessage)
+    finish_reason: str | None = None
+
+
+class ChatCompletion(msgspec.Struct):
+    """The fields of vLLM's non-streaming chat answer the app route needs."""
+
+    choices: list[ChatChoice]
+    model: str = ""
+    usage: Usage | None = None
+    id: str = ""
+
+
+class UpstreamErrorBody(msgspec.Struct):
+    """vLLM's error envelope; ``error`` is a string in its 401 answer."""
+
+    error: dict[str, Any] | str
+
+
+class ModelCard(msgspec.Struct):
+    id: str
+    max_model_len: int | None = None
+
+
+class ModelList(msgspec.Struct):
+    data: list[ModelCard]

@@ -1,0 +1,83 @@
+"""Converting httpx exceptions and vLLM error answers into gateway errors, once, here."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+
+import httpx
+import msgspec
+import structlog
+
+from gateway import errors
+from gateway.schemas import UpstreamErrorBody
+
+log = structlog.get_logger("gateway.upstream")
+
+_IMAGE_ERROR = re.compile(r"image|decode|identify|PIL|media", re.IGNORECASE)
+
+
+@contextlib.contextmanager
+def map_httpx_errors(replica: str) -> Iterator[None]:
+    """Re-raise httpx transport errors as the contract's 503/504/502 errors."""
+    try:
+        yield
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise errors.ServiceUnavailable(
+            f"upstream {replica} is unreachable", retry_after=1, extra={"retryable": True}
+        ) from exc
+    except httpx.PoolTimeout as exc:
+        raise errors.ServiceUnavailable("no free upstream connection", retry_after=1) from exc
+    except httpx.TimeoutException as exc:
+        raise errors.UpstreamTimeout() from exc
+    except httpx.HTTPError as exc:
+        # ReadError, RemoteProtocolError ...: the replica died or spoke nonsense mid-answer.
+        raise errors.UpstreamError(
+            f"upstream {replica} broke the connection", extra={"retryable": True}
+        ) from exc
+
+
+def error_from_status(status: int, body: bytes, headers: httpx.Headers, replica: str) -> errors.GatewayError:
+    """The gateway error for a non-200 upstream answer (UPSTREAM.md lists vLLM's)."""
+    message = _message(body)
+    if status == 400:
+        lowered = message.lower()
+        if "maximum context length" in lowered or "context length" in lowered:
+            return errors.ContextOverflow(message)
+        if "may be provided in one prompt" in lowered:
+            return errors.TooManyImages(message)
+        if _IMAGE_ERROR.search(message):
+            return errors.ImageUndecodable(message)
+        return errors.InvalidBody(f"upstream rejected the request: {message}")
+    if status == 422:
+        return errors.ImageFetchFailed(message)
+    if status in (429, 503):
+        return errors.ServiceUnavailable(
+            "upstream is overloaded", retry_after=_retry_after(headers), extra={"retryable": True}
+        )
+    if status == 401:
+        log.error("upstream_refused_credentials", replica=replica, hint="check GATEWAY_UPSTREAM_API_KEY")
+        return errors.UpstreamError("upstream refused the gateway's credentials")
+    if status == 404:
+        log.error("upstream_model_not_found", replica=replica, message=message)
+        return errors.UpstreamError("upstream does not serve the configured model")
+    return errors.UpstreamError(f"upstream answered {status}")
+
+
+def _message(body: bytes) -> str:
+    try:
+        parsed = msgspec.json.decode(body, type=UpstreamErrorBody)
+    except msgspec.DecodeError:
+        return body[:200].decode("utf-8", "replace")
+    if isinstance(parsed.error, str):
+        return parsed.error
+    return str(parsed.error.get("message", ""))[:2000]
+
+
+def _retry_after(headers: httpx.Headers) -> float:
+    value = headers.get("retry-after")
+    try:
+        return max(1.0, float(value)) if value else 1.0
+    except ValueError:
+        return 1.0
