@@ -1,0 +1,142 @@
+"""``Idempotency-Key`` (Stripe's semantics): a retried request gets the first answer.
+
+Records live apart from the content cache (their own key prefix), scoped to the key owner,
+for ``idempotency_ttl_seconds``. A record holds the body fingerprint and the answer, so:
+
+* same key, same body, first answer stored  → that answer, at any temperature (replayed);
+* same key, different body                  → :class:`~gateway.errors.IdempotencyConflict` (40010);
+* same key while the first is still running → waits for it (up to ``coalesce_timeout``), since a
+  mobile client retrying after a dropped connection wants the answer, not a 409 to retry again;
+* first attempt failed or was cut short     → nothing stored; the retry runs afresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import msgspec
+
+from gateway.cache.backends import CacheBackend, MemoryBackend, RedisBackend
+from gateway.cache.flight import FlightConflict, SingleFlight, Ticket
+from gateway.cache.model import CachedAnswer, is_storable
+from gateway.errors import IdempotencyConflict
+from gateway.settings import Settings
+from gateway.store.redis import ResilientRedis
+
+
+class IdempotencyRecord(msgspec.Struct, frozen=True):
+    body_hash: str
+    answer: CachedAnswer
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(IdempotencyRecord)
+
+
+def _conflict(idempotency_key: str) -> IdempotencyConflict:
+    return IdempotencyConflict(
+        f"Idempotency-Key {idempotency_key!r} was already used with a different request body",
+        param="Idempotency-Key",
+    )
+
+
+class IdempotentAttempt:
+    """One attempt: ``answer`` to replay (``replayed`` True), or compute one and :meth:`publish` it."""
+
+    def __init__(
+        self,
+        store: IdempotencyStore,
+        body_hash: str,
+        *,
+        answer: CachedAnswer | None = None,
+        ticket: Ticket | None = None,
+    ) -> None:
+        self.store = store
+        self.body_hash = body_hash
+        self.answer = answer
+        self.ticket = ticket
+        self.replayed = answer is not None
+
+    async def publish(self, answer: CachedAnswer) -> None:
+        """Record the complete answer for retries (an incomplete one is not recorded)."""
+        if self.ticket is None:
+            raise RuntimeError("nothing to publish: this attempt replays an earlier answer")
+        record = _encoder.encode(IdempotencyRecord(self.body_hash, answer))
+        await self.ticket.publish(record, ttl=self.store.ttl if is_storable(answer) else None)
+
+
+class IdempotencyStore:
+    """Answers by (owner, Idempotency-Key), checked against the body fingerprint."""
+
+    def __init__(
+        self,
+        backend: CacheBackend,
+        *,
+        ttl: float,
+        wait_timeout: float,
+        lease_seconds: float = 5.0,
+        prefix: str = "vlgw:idem",
+    ) -> None:
+        self.ttl = ttl
+        self.flights = SingleFlight(
+            backend, prefix=prefix, wait_timeout=wait_timeout, lease_seconds=lease_seconds
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, redis: ResilientRedis | None = None) -> IdempotencyStore:
+        backend: CacheBackend
+        if redis is not None:
+            backend = RedisBackend(redis)
+        else:
+            backend = MemoryBackend(
+                max_entries=settings.cache_max_entries, max_bytes=settings.cache_max_bytes
+            )
+        return cls(backend, ttl=settings.idempotency_ttl_seconds, wait_timeout=settings.coalesce_timeout)
+
+    @staticmethod
+    def record_key(owner: str, idempotency_key: str) -> str:
+        doc = msgspec.json.encode([owner, idempotency_key])  # unambiguous, unlike owner + ":" + key
+        return hashlib.sha256(doc).hexdigest()
+
+    @contextlib.asynccontextmanager
+    async def attempt(
+        self, *, owner: str, idempotency_key: str, body_hash: str
+    ) -> AsyncIterator[IdempotentAttempt]:
+        """Enter one attempt; raises IdempotencyConflict (40010) or CoalesceTimeout (504)."""
+        try:
+            ticket = await self.flights.join(self.record_key(owner, idempotency_key), tag=body_hash.encode())
+        except FlightConflict:
+            raise _conflict(idempotency_key) from None
+        if ticket.value is not None:
+            try:
+                record = _decoder.decode(ticket.value)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                record = None
+            if record is not None:
+                if record.body_hash != body_hash:
+                    raise _conflict(idempotency_key)
+                yield IdempotentAttempt(self, body_hash, answer=record.answer)
+                return
+            yield IdempotentAttempt(self, body_hash)  # unreadable record: answer afresh, record nothing
+            return
+        entry = IdempotentAttempt(self, body_hash, ticket=ticket)
+        async with ticket:  # releases the flight when the body raises or never publishes
+            yield entry
+
+    async def run(
+        self,
+        *,
+        owner: str,
+        idempotency_key: str,
+        body_hash: str,
+        compute: Callable[[], Awaitable[CachedAnswer]],
+    ) -> tuple[CachedAnswer, bool]:
+        """The first answer for this Idempotency-Key, or ``compute()``'s; and whether it was replayed."""
+        async with self.attempt(owner=owner, idempotency_key=idempotency_key, body_hash=body_hash) as att:
+            if att.answer is not None:
+                return att.answer, True
+            answer = await compute()
+            await att.publish(answer)
+            return answer, False
