@@ -1,0 +1,93 @@
+"""Who is calling: the stored key record, its limits, and the authenticated principal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gateway.errors import Forbidden
+
+ANONYMOUS = "anonymous"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-key limits; None means "no limit of this kind" (or "use the default")."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+
+    def or_defaults(self, defaults: Limits) -> Limits:
+        """These limits, with each unset one taken from ``defaults``."""
+        return Limits(
+            rpm=self.rpm if self.rpm is not None else defaults.rpm,
+            tpm=self.tpm if self.tpm is not None else defaults.tpm,
+            concurrency=self.concurrency if self.concurrency is not None else defaults.concurrency,
+        )
+
+    @property
+    def unlimited(self) -> bool:
+        return self.rpm is None and self.tpm is None and self.concurrency is None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """One stored API key. Holds the SHA-256 of the key, never the key."""
+
+    name: str
+    key_id: str
+    key_hash: str
+    limits: Limits = field(default_factory=Limits)
+    presets: tuple[str, ...] | None = None  # None: every preset
+    routes: tuple[str, ...] | None = None  # None: every route
+    created_at: float = 0.0  # unix seconds
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def principal(self) -> Principal:
+        return Principal(
+            name=self.name, key_id=self.key_id, limits=self.limits, presets=self.presets, routes=self.routes
+        )
+
+
+def _allowed(name: str, allowed: tuple[str, ...] | None) -> bool:
+    if allowed is None:
+        return True
+    # "prefix*" entries allow a family ("/v1/*"); everything else matches exactly.
+    return any(name == item or (item.endswith("*") and name.startswith(item[:-1])) for item in allowed)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller, as routes and the limiter see it."""
+
+    name: str
+    key_id: str
+    limits: Limits = field(default_factory=Limits)
+    presets: tuple[str, ...] | None = None
+    routes: tuple[str, ...] | None = None
+
+    @classmethod
+    def anonymous(cls) -> Principal:
+        """The caller when ``GATEWAY_AUTH_DISABLED`` is on: every route and preset, default limits."""
+        return cls(name=ANONYMOUS, key_id="-")
+
+    def allows_route(self, route: str) -> bool:
+        return _allowed(route, self.routes)
+
+    def allows_preset(self, preset: str) -> bool:
+        return _allowed(preset, self.presets)
+
+    def check_route(self, route: str) -> None:
+        """Raise Forbidden (40301) unless this key may call ``route``."""
+        if not self.allows_route(route):
+            raise Forbidden(f"this key is not allowed the route {route}")
+
+    def check_preset(self, preset: str) -> None:
+        """Raise Forbidden (40301) unless this key may use ``preset``."""
+        if not self.allows_preset(preset):
+            raise Forbidden(f"this key is not allowed the preset {preset!r}", param="preset")

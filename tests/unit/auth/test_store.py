@@ -1,0 +1,111 @@
+"""The KeyStore protocol, one suite over the embedded (SQLite) and Redis backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.auth import KeyManager, KeyNameTaken, KeyRecord, Limits
+from gateway.auth.keys import hash_key
+from gateway.store.embedded import DB_FILENAME
+
+
+def record(name: str = "app", key_hash: str = "h" * 64, **kw) -> KeyRecord:
+    return KeyRecord(
+        name=name, key_id="vlgw_abcdef", key_hash=key_hash, created_at=kw.pop("created_at", 1.0), **kw
+    )
+
+
+async def test_add_then_get_round_trips_every_field(store) -> None:
+    rec = record(
+        limits=Limits(rpm=60, tpm=40_000, concurrency=4),
+        presets=("receipt", "ocr"),
+        routes=("/v1/qwen-vl",),
+        created_at=1700000000.25,
+    )
+    await store.add(rec)
+    assert await store.get(rec.key_hash) == rec
+    assert await store.get("0" * 64) is None
+
+
+async def test_defaults_round_trip_as_none(store) -> None:
+    rec = record()
+    await store.add(rec)
+    got = await store.get(rec.key_hash)
+    assert got.limits == Limits() and got.presets is None and got.routes is None
+    assert got.last_used_at is None and not got.revoked
+
+
+async def test_empty_allow_lists_mean_nothing_allowed(store) -> None:
+    rec = record(presets=(), routes=())
+    await store.add(rec)
+    got = await store.get(rec.key_hash)
+    assert got.presets == () and got.routes == ()
+
+
+async def test_active_names_are_unique(store) -> None:
+    await store.add(record("app", "a" * 64))
+    with pytest.raises(KeyNameTaken):
+        await store.add(record("app", "b" * 64))
+
+
+async def test_revoke_marks_the_record_and_frees_the_name(store) -> None:
+    await store.add(record("app", "a" * 64))
+    assert await store.revoke("app", 5.0) is True
+    assert await store.revoke("app", 6.0) is False
+    assert await store.revoke("nobody", 6.0) is False
+    assert (await store.get("a" * 64)).revoked_at == 5.0
+    await store.add(record("app", "b" * 64, created_at=2.0))  # rotation: same name, new key
+    names = [(r.name, r.key_hash[0], r.revoked) for r in await store.list()]
+    assert names == [("app", "a", True), ("app", "b", False)]
+
+
+async def test_list_is_oldest_first(store) -> None:
+    for i, name in enumerate(["c", "a", "b"]):
+        await store.add(record(name, str(i) * 64, created_at=10.0 + i))
+    assert [r.name for r in await store.list()] == ["c", "a", "b"]
+
+
+async def test_touch_sets_last_used(store) -> None:
+    await store.add(record())
+    await store.touch("h" * 64, 42.5)
+    assert (await store.get("h" * 64)).last_used_at == 42.5
+    await store.touch("0" * 64, 1.0)  # unknown key: no effect, no error
+    assert await store.get("0" * 64) is None
+
+
+async def test_a_second_store_instance_sees_the_same_data(store_factory) -> None:
+    first, second = store_factory(), store_factory()
+    await first.add(record())
+    assert (await second.get("h" * 64)).name == "app"
+
+
+async def test_no_plaintext_key_is_stored(store, request, tmp_path: Path) -> None:
+    manager = KeyManager(store)
+    plaintext, _rec = await manager.create("secretive", rpm=5)
+    await manager.authenticate(plaintext)
+    await manager.aclose()  # the last_used_at update has landed
+    secret = plaintext.encode()
+    random_part = plaintext[5:33].encode()
+    if request.node.callspec.params["store_factory"] == "redis":
+        import redis
+
+        client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+        blobs = []
+        for key in client.scan_iter("*"):
+            blobs.append(key)
+            kind = client.type(key)
+            if kind == b"hash":
+                blobs += [b for pair in client.hgetall(key).items() for b in pair]
+            elif kind == b"set":
+                blobs += list(client.smembers(key))
+            elif kind == b"string":
+                blobs.append(client.get(key))
+        client.close()
+        assert blobs, "nothing stored?"
+    else:
+        blobs = [p.read_bytes() for p in tmp_path.glob(DB_FILENAME + "*")]
+        assert any(hash_key(plaintext).encode() in b for b in blobs)
+    for blob in blobs:
+        assert secret not in blob and random_part not in blob
