@@ -1,0 +1,99 @@
+"""``vlgw emulator``: flags like ``vllm serve``'s, plus the fault knobs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import fields
+from typing import Any
+
+import uvicorn
+
+from gateway.emulator.app import create_emulator_app
+from gateway.emulator.config import EmulatorConfig
+
+_HELP = {
+    "model": "served model name (vLLM's --served-model-name)",
+    "max_model_len": "context length in tokens",
+    "max_images": "images allowed per prompt (vLLM's --limit-mm-per-prompt image)",
+    "min_pixels": "Qwen processor min_pixels",
+    "max_pixels": "Qwen processor max_pixels (vLLM's --mm-processor-kwargs max_pixels)",
+    "max_num_seqs": "running slots; further requests wait",
+    "api_key": "require 'Authorization: Bearer KEY' on /v1 routes",
+    "fetch_timeout": "seconds to fetch an image URL",
+    "mm_cache_items": "items in the emulated multi-modal cache",
+    "request_log_size": "chat requests kept for GET /emulator/requests",
+    "seed": "seed of the RNG behind --error-rate",
+    "answer_tokens": "tokens in every answer before max_tokens truncates it",
+    "prefill_ms": "delay before the first token",
+    "per_token_ms": "delay between tokens",
+    "error_rate": "fraction of chat requests answered with --error-status",
+    "error_every": "answer every Nth chat request with --error-status (0: off)",
+    "error_status": "HTTP status of injected errors",
+    "hang": "accept chat requests and never answer",
+    "drop_after_chunks": "close the connection after N stream chunks, without [DONE]",
+    "stream_error_after_chunks": "send an error event after N stream chunks, then [DONE]",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the emulator's flags (one per EmulatorConfig field, plus --host/--port) to ``parser``."""
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="listen port (default 8000)")
+    defaults = EmulatorConfig()
+    for field in fields(EmulatorConfig):
+        flag = "--" + field.name.replace("_", "-")
+        names = [flag, "--served-model-name"] if field.name == "model" else [flag]
+        default = getattr(defaults, field.name)
+        help_text = f"{_HELP.get(field.name, field.name)} (default {default})"
+        if field.name == "hang":
+            parser.add_argument(*names, dest=field.name, action="store_true", help=help_text)
+            continue
+        kind: Any = type(default) if default is not None else int
+        if field.name == "api_key":
+            kind = str
+        parser.add_argument(*names, dest=field.name, type=kind, default=default, help=help_text)
+    # vLLM spellings, so a `vllm serve` command line can be pasted.
+    parser.add_argument(
+        "--limit-mm-per-prompt",
+        dest="limit_mm_per_prompt",
+        default=None,
+        help='vLLM-style JSON, e.g. \'{"image": 4, "video": 0}\' (sets --max-images)',
+    )
+    parser.add_argument(
+        "--mm-processor-kwargs",
+        dest="mm_processor_kwargs",
+        default=None,
+        help="vLLM-style JSON, e.g. '{\"max_pixels\": 1310720}' (sets --min/--max-pixels)",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
+    """An EmulatorConfig from parsed flags (vLLM-style JSON flags override the plain ones)."""
+    values = {field.name: getattr(args, field.name) for field in fields(EmulatorConfig)}
+    if args.limit_mm_per_prompt:
+        values["max_images"] = int(json.loads(args.limit_mm_per_prompt).get("image", values["max_images"]))
+    if args.mm_processor_kwargs:
+        kwargs = json.loads(args.mm_processor_kwargs)
+        values["min_pixels"] = int(kwargs.get("min_pixels", values["min_pixels"]))
+        values["max_pixels"] = int(kwargs.get("max_pixels", values["max_pixels"]))
+    return EmulatorConfig(**values)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Serve the emulator with uvicorn until interrupted."""
+    config = config_from_args(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_emulator_app(config), host=args.host, port=args.port, log_level="info")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run standalone: ``python -m gateway.emulator.cli``."""
+    parser = argparse.ArgumentParser(prog="vlgw emulator", description="vLLM emulator (not a model)")
+    add_arguments(parser)
+    run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
