@@ -16,16 +16,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import structlog
-
 from gateway import metrics
 from gateway.auth import keys
 from gateway.auth.principal import KeyRecord, Limits, Principal
 from gateway.auth.store import KeyStore
 from gateway.errors import ServiceUnavailable, Unauthorized
 from gateway.store.redis import StoreUnavailable
-
-log = structlog.get_logger("gateway.auth")
 
 CACHE_MAX_ENTRIES = 10_000
 TOUCH_INTERVAL_SECONDS = 60.0
@@ -91,7 +87,6 @@ class KeyManager:
             created_at=time.time(),
         )
         await self.store.add(record)
-        log.info("key_created", key_name=name, key_id=record.key_id)
         return plaintext, record
 
     async def list(self) -> list[KeyRecord]:
@@ -106,7 +101,6 @@ class KeyManager:
             for key_hash, entry in list(self._cache.items()):
                 if entry.record is not None and entry.record.name == name:
                     del self._cache[key_hash]
-            log.info("key_revoked", key_name=name)
         return done
 
     # --- request side --------------------------------------------------------------------------
