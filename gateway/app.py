@@ -16,6 +16,7 @@ from gateway.http.context import RequestContextMiddleware
 from gateway.http.errors import handle_exception
 from gateway.logging import configure_logging
 from gateway.routes.app_route import qwen_vl
+from gateway.routes.openai import chat_completions, list_models
 from gateway.routes.ops import healthz, metrics_route, readyz
 from gateway.services import Services, open_services
 from gateway.settings import Settings, load_settings
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             app.state.services = services
             yield
 
-    handlers = [qwen_vl, healthz, readyz]
+    handlers = [qwen_vl, chat_completions, list_models, healthz, readyz]
     if settings.metrics_port is None:
         handlers.append(metrics_route)
     app = Litestar(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import structlog
+from litestar.di import NamedDependency
 
+from gateway.images import ImageIntake
 from gateway.settings import Settings
 from gateway.store.redis import ResilientRedis
 from gateway.upstream.client import UpstreamClient, build_http_client
@@ -22,6 +24,7 @@ class Services:
 
     settings: Settings
     upstream: UpstreamClient
+    intake: ImageIntake
     redis: ResilientRedis | None = None
     draining: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
@@ -71,8 +74,14 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 breaker_reset_seconds=settings.redis_breaker_reset_seconds,
             )
             stack.push_async_callback(redis.aclose)
-        services = Services(settings=settings, upstream=upstream, redis=redis)
+        intake = ImageIntake(settings)
+        stack.push_async_callback(intake.aclose)
+        services = Services(settings=settings, upstream=upstream, intake=intake, redis=redis)
         await upstream.discover()
         if settings.auth_disabled:
             log.warning("auth_disabled", detail="GATEWAY_AUTH_DISABLED=true: every caller is let through")
         yield services
+
+
+ServicesDep: TypeAlias = NamedDependency[Services]
+"""How handlers ask for the services (Litestar's explicit named dependency)."""

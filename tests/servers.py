@@ -150,7 +150,14 @@ class StaticFiles:
         self.hits[path] = self.hits.get(path, 0) + 1
         body, content_type = self.files.get(path, (b"not found", "text/plain"))
         status = 200 if path in self.files else 404
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", content_type.encode()),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

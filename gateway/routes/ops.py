@@ -9,7 +9,7 @@ from litestar import Response, get
 from gateway import errors
 from gateway.http.types import AnyRequest
 from gateway.metrics_export import render_metrics
-from gateway.services import Services
+from gateway.services import ServicesDep
 
 
 @get("/healthz", include_in_schema=False, sync_to_thread=False)
@@ -19,14 +19,14 @@ def healthz() -> Response[bytes]:
 
 
 @get("/readyz", include_in_schema=False)
-async def readyz(services: Services) -> Response[dict[str, object]]:
+async def readyz(services: ServicesDep) -> Response[dict[str, object]]:
     """Readiness: a healthy upstream replica with a known model, and the store answers."""
     report = await services.readiness()
     return Response(content=report, status_code=200 if report["ready"] else 503)
 
 
 @get("/metrics", include_in_schema=False, sync_to_thread=False)
-def metrics_route(request: AnyRequest, services: Services) -> Response[bytes]:
+def metrics_route(request: AnyRequest, services: ServicesDep) -> Response[bytes]:
     """Prometheus text format; behind a bearer token when ``GATEWAY_METRICS_TOKEN`` is set."""
     token = services.settings.metrics_token
     if token is not None:

@@ -16,6 +16,7 @@ from gateway import errors, metrics
 from gateway.schemas import ChatCompletion, ModelList
 from gateway.settings import Settings
 from gateway.upstream.errors import error_from_status, map_httpx_errors
+from gateway.upstream.stream import UpstreamStream
 
 log = structlog.get_logger("gateway.upstream")
 
@@ -34,6 +35,7 @@ class Replica:
 @dataclass(slots=True)
 class UpstreamAnswer:
     completion: ChatCompletion
+    raw: bytes
     replica: str
     seconds: float
 
@@ -116,18 +118,73 @@ class UpstreamClient:
         healthy = [r for r in self.replicas if r.healthy] or self.replicas
         return min(healthy, key=lambda r: r.inflight)
 
+    def _request_headers(self, request_id: str, trace: str | None) -> dict[str, str]:
+        headers = dict(self._headers)
+        headers["x-request-id"] = request_id
+        if trace:
+            headers["traceparent"] = trace
+        return headers
+
+    def _hold(self, replica: Replica) -> None:
+        replica.inflight += 1
+        metrics.UPSTREAM_INFLIGHT.labels(replica=replica.name).inc()
+
+    def _release(self, replica: Replica) -> None:
+        replica.inflight -= 1
+        metrics.UPSTREAM_INFLIGHT.labels(replica=replica.name).dec()
+
+    async def open_stream(
+        self, payload: Mapping[str, Any], *, request_id: str, trace: str | None = None
+    ) -> UpstreamStream:
+        """Send a streaming chat request and wait for the answer's status line and headers."""
+        body = msgspec.json.encode(payload)
+        headers = self._request_headers(request_id, trace)
+        replica = self.pick()
+        self._hold(replica)
+        settings = self.settings
+        request = self.http.build_request(
+            "POST",
+            f"{replica.url}/v1/chat/completions",
+            content=body,
+            headers=headers,
+            timeout=httpx.Timeout(
+                connect=settings.upstream_connect_timeout,
+                read=None,  # UpstreamStream enforces the first-token and chunk-gap deadlines
+                write=settings.upstream_timeout,
+                pool=settings.upstream_queue_timeout or None,
+            ),
+        )
+        try:
+            with map_httpx_errors(replica.name):
+                async with asyncio.timeout(settings.upstream_first_token_timeout):
+                    response = await self.http.send(request, stream=True)
+                if response.status_code != 200:
+                    content = await response.aread()
+                    await response.aclose()
+                    raise error_from_status(response.status_code, content, response.headers, replica.name)
+        except TimeoutError as exc:
+            self._release(replica)
+            raise errors.UpstreamTimeout("upstream did not start answering") from exc
+        except BaseException:
+            self._release(replica)
+            raise
+        return UpstreamStream(
+            response,
+            replica.name,
+            first_token_timeout=settings.upstream_first_token_timeout,
+            chunk_timeout=settings.upstream_chunk_timeout,
+            keepalive_seconds=settings.upstream_keepalive_seconds,
+            on_close=lambda: self._release(replica),
+        )
+
     async def chat(
         self, payload: Mapping[str, Any], *, request_id: str, trace: str | None = None
     ) -> UpstreamAnswer:
         """One non-streaming chat completion, bounded by ``upstream_timeout`` as a whole."""
         body = msgspec.json.encode(payload)
-        headers = dict(self._headers)
-        headers["x-request-id"] = request_id
-        if trace:
-            headers["traceparent"] = trace
+        headers = self._request_headers(request_id, trace)
         replica = self.pick()
-        replica.inflight += 1
-        metrics.UPSTREAM_INFLIGHT.labels(replica=replica.name).inc()
+        self._hold(replica)
         started = time.perf_counter()
         try:
             with map_httpx_errors(replica.name):
@@ -138,8 +195,7 @@ class UpstreamClient:
         except TimeoutError as exc:
             raise errors.UpstreamTimeout() from exc
         finally:
-            replica.inflight -= 1
-            metrics.UPSTREAM_INFLIGHT.labels(replica=replica.name).dec()
+            self._release(replica)
         seconds = time.perf_counter() - started
         metrics.UPSTREAM_DURATION.labels(replica=replica.name).observe(seconds)
         if response.status_code != 200:
@@ -150,7 +206,9 @@ class UpstreamClient:
             raise errors.UpstreamError("upstream answer is not a chat completion") from exc
         if not completion.choices:
             raise errors.UpstreamError("upstream answer has no choices")
-        return UpstreamAnswer(completion=completion, replica=replica.name, seconds=seconds)
+        return UpstreamAnswer(
+            completion=completion, raw=response.content, replica=replica.name, seconds=seconds
+        )
 
     async def readiness(self) -> dict[str, Any]:
         """Per-replica health for ``/readyz``: ``/health`` answers and the model is listed."""

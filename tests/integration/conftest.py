@@ -33,7 +33,6 @@ def gateway_settings(upstream_urls: list[str], data_dir: Path, **overrides: Any)
         "upstream_urls": upstream_urls,
         "data_dir": data_dir,
         "image_allow_private_urls": True,
-        "image_allowed_ports": [],
         "auth_disabled": True,
         "log_json": True,
         "upstream_health_interval": 0.5,
@@ -61,10 +60,13 @@ class GatewayUnderTest:
 
 
 @pytest.fixture
-def make_gateway(tmp_path: Path) -> Iterator[Callable[..., GatewayUnderTest]]:
+def make_gateway(
+    tmp_path: Path, image_origin: tuple[ThreadedServer, StaticFiles]
+) -> Iterator[Callable[..., GatewayUnderTest]]:
     started: list[GatewayUnderTest] = []
 
     def factory(upstream_urls: list[str], **overrides: Any) -> GatewayUnderTest:
+        overrides.setdefault("image_allowed_ports", [80, 443, image_origin[0].port])
         settings = gateway_settings(upstream_urls, tmp_path, **overrides)
         server = ThreadedServer(create_app(settings)).start()
         gw = GatewayUnderTest(server, settings, None)
@@ -93,8 +95,8 @@ def emulator_requests(emulator: ThreadedServer, limit: int = 1) -> list[dict[str
     """The last chat requests the emulator received, newest last."""
     response = httpx.get(f"{emulator.url}/emulator/requests", params={"limit": limit}, timeout=5)
     response.raise_for_status()
-    body = response.json()
-    return body["requests"] if isinstance(body, dict) else body
+    data: list[dict[str, Any]] = response.json()["data"]
+    return data
 
 
 def emulator_stats(emulator: ThreadedServer) -> dict[str, Any]:

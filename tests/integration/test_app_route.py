@@ -24,7 +24,11 @@ def test_published_url_example_answers(gateway, emulator, image_origin) -> None:
     body = response.json()
     assert body["code"] == 0
     assert body["text"]
-    assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"] > 0
+    assert (
+        body["usage"]["total_tokens"]
+        == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
+        > 0
+    )
     assert body["cached"] is False
     assert body["finish_reason"] in ("stop", "length")
     assert body["model"] == "qwen3-vl-8b"
@@ -34,7 +38,9 @@ def test_published_url_example_answers(gateway, emulator, image_origin) -> None:
 
 @pytest.mark.parametrize("encode", [bare_b64, data_uri], ids=["bare-base64", "data-uri"])
 def test_base64_photo_answers(gateway, encode) -> None:
-    response = gateway.ask({"image": encode(photo_jpeg()), "prompt": "这张截图里有什么问题?", "max_tokens": 300})
+    response = gateway.ask(
+        {"image": encode(photo_jpeg()), "prompt": "这张截图里有什么问题?", "max_tokens": 300}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["code"] == 0 and body["text"] and body["usage"]["prompt_tokens"] > 0
@@ -44,8 +50,13 @@ def test_upstream_request_field_by_field(gateway, emulator) -> None:
     jpeg = photo_jpeg(640, 480)
     png = png_bytes()
     response = gateway.ask(
-        {"image": [data_uri(jpeg), bare_b64(png)], "prompt": "compare", "max_tokens": 77, "temperature": 0.3,
-         "top_p": 0.9},
+        {
+            "image": [data_uri(jpeg), bare_b64(png)],
+            "prompt": "compare",
+            "max_tokens": 77,
+            "temperature": 0.3,
+            "top_p": 0.9,
+        },
         headers={"x-request-id": "client-chosen-id-1"},
     )
     assert response.status_code == 200, response.text
@@ -78,7 +89,9 @@ def test_defaults_when_fields_are_left_out(gateway, emulator) -> None:
 
 
 def test_insane_request_id_is_replaced(gateway) -> None:
-    response = gateway.ask({"image": bare_b64(png_bytes()), "prompt": "hi"}, headers={"x-request-id": "bad id\t<>"})
+    response = gateway.ask(
+        {"image": bare_b64(png_bytes()), "prompt": "hi"}, headers={"x-request-id": "bad id\t<>"}
+    )
     assert response.status_code == 200
     assert response.headers["x-request-id"] != "bad id\t<>"
     assert response.headers["x-request-id"] == response.json()["request_id"]
@@ -108,12 +121,14 @@ def test_schema_and_range_errors_name_the_field(gateway, emulator, body, code, p
     assert payload["request_id"] == response.headers["x-request-id"]
     if param:
         assert param in payload["message"]
-    assert emulator_stats(emulator)["requests"] == 0
+    assert emulator_stats(emulator)["chat_requests"] == 0
 
 
 def test_body_over_limit_is_refused_before_parsing(emulator, make_gateway) -> None:
     gw = make_gateway([emulator.url], max_body_bytes=64 * 1024)
-    response = gw.post("/v1/qwen-vl", content=b"x" * (200 * 1024), headers={"content-type": "application/json"})
+    response = gw.post(
+        "/v1/qwen-vl", content=b"x" * (200 * 1024), headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413
     assert response.json()["code"] == 41301
 
@@ -181,7 +196,13 @@ def test_upstream_garbage_is_502(make_gateway) -> None:
     async def garbage(scope, receive, send):
         if scope["type"] != "http":
             return
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": b"<html>surprise</html>"})
 
     with serve(garbage) as upstream:
@@ -193,7 +214,9 @@ def test_upstream_garbage_is_502(make_gateway) -> None:
 
 @pytest.mark.parametrize("emulator_config", [EmulatorConfig(max_model_len=600)])
 def test_context_overflow_is_40006(gateway, emulator_config) -> None:
-    response = gateway.ask({"image": bare_b64(photo_jpeg(1024, 768)), "prompt": "describe", "max_tokens": 100})
+    response = gateway.ask(
+        {"image": bare_b64(photo_jpeg(1024, 768)), "prompt": "describe", "max_tokens": 100}
+    )
     assert response.status_code == 400
     assert response.json()["code"] == 40006
 
@@ -247,6 +270,10 @@ def test_many_concurrent_requests_all_answer(gateway) -> None:
 
     payload = {"image": bare_b64(png_bytes()), "prompt": "hi"}
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        statuses = list(pool.map(lambda _: httpx.post(f"{gateway.url}/v1/qwen-vl", json=payload, timeout=30).status_code,
-                                 range(48)))
+        statuses = list(
+            pool.map(
+                lambda _: httpx.post(f"{gateway.url}/v1/qwen-vl", json=payload, timeout=30).status_code,
+                range(48),
+            )
+        )
     assert statuses == [200] * 48

@@ -1,0 +1,203 @@
+"""Relaying an upstream stream to the client, in the app's SSE shape or OpenAI's, as it arrives.
+
+Bytes go out as they come in (no buffering of the answer). Whatever ends the stream, the
+upstream connection is closed in ``finally`` under a shield, so a client that hangs up makes
+vLLM abort the request at once. An upstream failure after the first byte becomes one error event
+before ``[DONE]``, never a clean end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import msgspec
+
+from gateway import errors, metrics
+from gateway.schemas import Usage
+from gateway.upstream.sse import SSE_DONE, SSE_KEEPALIVE, sse_event
+from gateway.upstream.stream import UpstreamStream
+
+
+class _Delta(msgspec.Struct):
+    content: str | None = None
+
+
+class _ChunkChoice(msgspec.Struct):
+    delta: _Delta = msgspec.field(default_factory=_Delta)
+    finish_reason: str | None = None
+
+
+class _Chunk(msgspec.Struct):
+    choices: list[_ChunkChoice] = msgspec.field(default_factory=list)
+    usage: Usage | None = None
+    model: str | None = None
+    error: Any = None
+
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+_decode_chunk = msgspec.json.Decoder(_Chunk).decode
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass
+class StreamResult:
+    """What a stream produced, for accounting and for caching complete answers."""
+
+    parts: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    completed: bool = False
+    failed: bool = False
+    first_token_at: float | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+OnDone = Callable[[StreamResult], Awaitable[None]]
+
+
+def _observe(chunk: _Chunk, result: StreamResult) -> str | None:
+    if chunk.usage is not None:
+        result.usage = chunk.usage
+    if chunk.model:
+        result.model = chunk.model
+    text = None
+    for choice in chunk.choices[:1]:
+        if choice.delta.content:
+            text = choice.delta.content
+            result.parts.append(text)
+        if choice.finish_reason:
+            result.finish_reason = choice.finish_reason
+    return text
+
+
+def _upstream_error(chunk: _Chunk) -> errors.GatewayError:
+    detail = chunk.error if isinstance(chunk.error, dict) else {"message": str(chunk.error)}
+    return errors.UpstreamError(f"upstream failed mid-stream: {detail.get('message', 'unknown error')}")
+
+
+async def _finish(stream: UpstreamStream, result: StreamResult, on_done: OnDone | None) -> None:
+    # Shielded: when the client hung up this task is being cancelled, yet the upstream
+    # connection must still be closed so vLLM aborts the request.
+    if result.completed:
+        outcome = "completed"
+    elif result.failed:
+        outcome = "upstream_aborted"
+    else:
+        outcome = "client_aborted"
+    with anyio.CancelScope(shield=True):
+        await stream.aclose()
+        metrics.STREAMS.labels(outcome=outcome).inc()
+        if on_done is not None:
+            await on_done(result)
+
+
+def _as_gateway_error(exc: Exception) -> errors.GatewayError:
+    if isinstance(exc, errors.GatewayError):
+        return exc
+    return errors.UpstreamError("unreadable upstream chunk")
+
+
+_RELAY_ERRORS = (errors.GatewayError, msgspec.DecodeError, msgspec.ValidationError)
+
+
+async def _chunks(
+    stream: UpstreamStream, result: StreamResult, *, route: str, started: float
+) -> AsyncIterator[tuple[bytes, _Chunk, str | None] | None]:
+    """Decoded upstream chunks with their raw payload and text delta; ``None`` for a keep-alive."""
+    async for payload in stream.events():
+        if payload is None:
+            yield None
+            continue
+        chunk = _decode_chunk(payload)
+        if chunk.error is not None:
+            raise _upstream_error(chunk)
+        text = _observe(chunk, result)
+        if text and result.first_token_at is None:
+            result.first_token_at = time.perf_counter()
+            metrics.TIME_TO_FIRST_TOKEN.labels(route=route).observe(result.first_token_at - started)
+        yield payload, chunk, text
+    result.completed = True
+
+
+async def relay_app(
+    stream: UpstreamStream, *, request_id: str, route: str, started: float, on_done: OnDone | None = None
+) -> AsyncIterator[bytes]:
+    """The app contract's SSE: ``{"text": delta}`` events, a final ``{"code": 0, ...}``, ``[DONE]``."""
+    result = StreamResult()
+    metrics.STREAMS.labels(outcome="started").inc()
+    sent = False
+    try:
+        async for item in _chunks(stream, result, route=route, started=started):
+            if item is None:
+                sent = True
+                yield SSE_KEEPALIVE
+            elif item[2]:
+                sent = True
+                yield b'data: {"text":' + _encode(item[2]) + b"}\n\n"
+        final = {"code": 0, "usage": result.usage or Usage(), "finish_reason": result.finish_reason}
+        yield sse_event(_encode({**final, "request_id": request_id}))
+    except _RELAY_ERRORS as exc:
+        result.failed = True
+        err = _as_gateway_error(exc)
+        if not sent:
+            raise err from exc  # nothing went out yet: the client gets a plain HTTP error
+        yield sse_event(_encode({"code": err.code, "message": err.message, "request_id": request_id}))
+    finally:
+        await _finish(stream, result, on_done)
+    yield SSE_DONE
+
+
+async def relay_openai(
+    stream: UpstreamStream,
+    *,
+    route: str,
+    started: float,
+    include_usage: bool,
+    on_done: OnDone | None = None,
+) -> AsyncIterator[bytes]:
+    """OpenAI's SSE, relayed chunk for chunk; the usage chunk only if the client asked for it."""
+    result = StreamResult()
+    metrics.STREAMS.labels(outcome="started").inc()
+    sent = False
+    try:
+        async for item in _chunks(stream, result, route=route, started=started):
+            if item is None:
+                sent = True
+                yield SSE_KEEPALIVE
+            elif item[1].choices or include_usage:
+                sent = True
+                yield b"data: " + item[0] + b"\n\n"
+    except _RELAY_ERRORS as exc:
+        result.failed = True
+        err = _as_gateway_error(exc)
+        if not sent:
+            raise err from exc
+        error = {"message": err.message, "type": "upstream_error", "param": None, "code": err.code}
+        yield sse_event(_encode({"error": error}))
+    finally:
+        await _finish(stream, result, on_done)
+    yield SSE_DONE
+
+
+async def primed(relay: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Wait for the relay's first bytes (a token, a keep-alive or the end) before the response starts.
+
+    Errors before that point propagate to the caller, so they become ordinary JSON error
+    responses with their HTTP status instead of an event inside a 200 stream.
+    """
+    first = await anext(relay)
+
+    async def chained() -> AsyncIterator[bytes]:
+        yield first
+        async for item in relay:
+            yield item
+
+    return chained()
