@@ -70,12 +70,15 @@ class Settings(BaseSettings):
     upstream_health_interval: float = Field(5.0, gt=0)
     upstream_eject_failures: int = Field(3, ge=1)
     upstream_eject_seconds: float = Field(10.0, gt=0)
-    upstream_routing: Literal["least_outstanding", "image_affinity"] = "image_affinity"
+    upstream_routing: Literal["least_outstanding", "image_affinity", "round_robin"] = "image_affinity"
     upstream_affinity_load_factor: float = Field(1.5, ge=1.0)
     upstream_scrape_metrics: bool = False
     upstream_max_inflight: int = Field(64, ge=1)  # per replica; match vLLM --max-num-seqs
     upstream_queue_size: int = Field(64, ge=0)
     upstream_queue_timeout: float = Field(2.0, ge=0)
+    upstream_discovery_interval: float = Field(10.0, gt=0)  # re-read urls_file, re-resolve DNS
+    upstream_dns_discovery: bool = True  # an http host name -> one replica per resolved address
+    upstream_eject_max_seconds: float = Field(120.0, gt=0)  # cap of the growing ejection time
 
     # --- store: Redis or embedded --------------------------------------------------------
     redis_url: str | None = None
@@ -90,7 +93,7 @@ class Settings(BaseSettings):
     default_tpm: int | None = Field(None, ge=1)
     default_concurrency: int | None = Field(None, ge=1)
     limit_fallback: Literal["local", "open", "closed"] = "local"
-    gateway_replicas: int = Field(1, ge=1)  # local fallback limits are limit / this
+    replicas: int = Field(1, ge=1)  # gateway replicas; Redis-down local limits are limit / this
     metrics_key_labels: bool = True
 
     # --- request defaults ----------------------------------------------------------------

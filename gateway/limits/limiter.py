@@ -102,7 +102,7 @@ class Limiter:
             redis,
             defaults=Limits(settings.default_rpm, settings.default_tpm, settings.default_concurrency),
             fallback=settings.limit_fallback,
-            replicas=settings.gateway_replicas,
+            replicas=settings.replicas,
             local_share=settings.workers,
             key_labels=settings.metrics_key_labels,
         )
