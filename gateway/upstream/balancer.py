@@ -1,0 +1,91 @@
+"""Choosing a replica: power of two choices, rendezvous hashing with bounded load, round robin.
+
+Pure functions over replicas and their load scores; the pool owns state, caps and metrics.
+
+- **Least outstanding (P2C).** Two distinct random candidates, the less loaded wins. Nearly as
+  good as a full scan at spreading load, and it does not herd every gateway onto the one
+  replica that looked idlest a moment ago.
+- **Image affinity.** vLLM caches processed images per replica by content hash, so a repeat of
+  an image is cheaper where it went before. The key (the first image's sha256) orders replicas
+  by highest random weight (rendezvous hashing, over the replica URL so every gateway process
+  agrees); adding or removing one replica moves only the keys it wins or held (~1/N). The
+  first replica in that order whose load is under ``factor × mean load + 1`` takes the request
+  (consistent hashing with bounded loads, Mirrokni et al. 2018), so a hot image cannot pile its
+  traffic on one GPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+from gateway.upstream.replica import Replica
+
+Decision = Literal["affinity_hit", "affinity_overflow", "least_outstanding", "round_robin"]
+LoadFn = Callable[[Replica], float]
+
+
+def rendezvous_weight(key: str, url: str) -> int:
+    """The highest-random-weight score of ``url`` for ``key`` (64 bits of BLAKE2b)."""
+    digest = hashlib.blake2b(f"{key}\x00{url}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def rendezvous_order(key: str, replicas: Sequence[Replica]) -> list[Replica]:
+    """Replicas from most to least preferred for ``key``."""
+    return sorted(replicas, key=lambda r: rendezvous_weight(key, r.url), reverse=True)
+
+
+def load_bound(loads: Sequence[float], factor: float) -> float:
+    """A replica whose load is below this may take an affine request."""
+    if not loads:
+        return 1.0
+    return factor * (sum(loads) / len(loads)) + 1.0
+
+
+def power_of_two(free: Sequence[Replica], load: LoadFn, rng: random.Random) -> Replica:
+    """The less loaded of two distinct random replicas (ties broken at random)."""
+    if len(free) == 1:
+        return free[0]
+    first, second = rng.sample(list(free), 2)
+    a, b = load(first), load(second)
+    if a == b:
+        return first if rng.random() < 0.5 else second
+    return first if a < b else second
+
+
+def by_affinity(
+    key: str,
+    eligible: Sequence[Replica],
+    free: Sequence[Replica],
+    load: LoadFn,
+    factor: float,
+    rng: random.Random,
+) -> tuple[Replica, Decision]:
+    """Rendezvous order over the eligible replicas, first free one under the load bound.
+
+    ``free`` is the subset of ``eligible`` below its in-flight cap and must not be empty. When
+    none is under the bound (every replica is busy alike) the least loaded of two wins.
+    """
+    bound = load_bound([load(r) for r in eligible], factor)
+    room = set(free)
+    order = rendezvous_order(key, eligible)
+    for rank, replica in enumerate(order):
+        if replica in room and load(replica) < bound:
+            return replica, "affinity_hit" if rank == 0 else "affinity_overflow"
+    replica = power_of_two(free, load, rng)
+    return replica, "affinity_hit" if replica is order[0] else "affinity_overflow"
+
+
+class RoundRobin:
+    """Plain rotation over the free replicas (a baseline for the routing benchmark)."""
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def pick(self, free: Sequence[Replica]) -> Replica:
+        replica = free[self._next % len(free)]
+        self._next += 1
+        return replica

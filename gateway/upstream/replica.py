@@ -1,0 +1,112 @@
+"""One vLLM replica and its state machine: in rotation, ejected, half-open, overloaded.
+
+    in rotation ──(upstream_eject_failures consecutive failures)──▶ ejected
+        ▲                                                         │ ejected_until passes
+        │ probe request ok, or active health check ok             ▼
+        └─────────────────────────────────────────────────── half-open ──(probe fails)──▶ ejected (longer)
+
+Half-open lets exactly one request through at a time (``probing``). "Overloaded" (vLLM's
+503/429 with ``Retry-After``) is separate: the replica is skipped until ``overloaded_until``,
+without counting a failure. ``healthy`` is the active health check's verdict and gates all of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Outcome = Literal["ok", "connect_error", "timeout", "server_error", "overloaded"]
+FAILURES: frozenset[str] = frozenset({"connect_error", "timeout", "server_error"})
+
+# A queue-depth signal from vLLM counts like this many of our own in-flight requests per unit of
+# KV-cache usage: a replica near a full KV cache is about to preempt, which hurts every request on it.
+KV_USAGE_WEIGHT = 4.0
+MAX_OVERLOAD_SECONDS = 60.0
+
+
+@dataclass(slots=True, eq=False)
+class Replica:
+    """One vLLM server; ``name`` (r0, r1 ...) is what metrics and logs show, never the URL."""
+
+    name: str
+    url: str
+    inflight: int = 0
+    healthy: bool = True
+    models: list[str] = field(default_factory=list)
+    max_model_len: int | None = None
+    # passive outlier detection
+    consecutive_failures: int = 0
+    ejections: int = 0  # ejections in a row; sets the length of the next one
+    ejected_until: float | None = None  # None: not ejected
+    probing: bool = False  # the half-open probe request is in flight
+    readmitted_at: float = 0.0
+    overloaded_until: float = 0.0
+    last_error: str | None = None
+    last_check: float | None = None
+    # load scraped from vLLM's /metrics (upstream_scrape_metrics)
+    waiting: float = 0.0
+    kv_usage: float = 0.0
+    scraped_at: float | None = None
+
+    # --- state -------------------------------------------------------------------------------
+
+    def in_rotation(self) -> bool:
+        """Healthy and not ejected (half-open counts as out): what the healthy gauge shows."""
+        return self.healthy and self.ejected_until is None
+
+    def half_open(self, now: float) -> bool:
+        return self.ejected_until is not None and now >= self.ejected_until
+
+    def eligible(self, now: float) -> bool:
+        """May receive a new request now (capacity aside)."""
+        if not self.healthy or now < self.overloaded_until:
+            return False
+        if self.ejected_until is None:
+            return True
+        return now >= self.ejected_until and not self.probing
+
+    def has_room(self, now: float, cap: int) -> bool:
+        """Under the in-flight cap; a half-open replica takes one probe request at a time."""
+        if self.half_open(now):
+            return not self.probing and self.inflight == 0
+        return self.inflight < cap
+
+    def load(self, now: float, fresh_for: float) -> float:
+        """Outstanding requests, plus vLLM's own queue and KV pressure when a recent scrape has them."""
+        score = float(self.inflight)
+        if self.scraped_at is not None and now - self.scraped_at <= fresh_for:
+            score += self.waiting + KV_USAGE_WEIGHT * self.kv_usage
+        return score
+
+    # --- transitions (the pool calls these and publishes metrics) -------------------------------
+
+    def eject(self, now: float, base: float, cap: float) -> float:
+        """Take it out of rotation for ``base`` doubled per ejection in a row, capped; returns seconds."""
+        self.ejections += 1
+        seconds = min(base * 2.0 ** (self.ejections - 1), max(cap, base))
+        self.ejected_until = now + seconds
+        self.probing = False
+        return seconds
+
+    def readmit(self, now: float) -> None:
+        self.ejected_until = None
+        self.probing = False
+        self.consecutive_failures = 0
+        self.readmitted_at = now
+
+    def succeeded(self, now: float, base: float) -> bool:
+        """A request went fine; returns True when this re-admits a half-open replica."""
+        self.consecutive_failures = 0
+        if self.ejected_until is None:
+            # Forgive the ejection streak once it has served well for as long as its last ejection.
+            if self.ejections and now - self.readmitted_at > base * 2 ** (self.ejections - 1):
+                self.ejections = 0
+            return False
+        if self.half_open(now):
+            self.readmit(now)
+            return True
+        return False
+
+    def overloaded(self, now: float, retry_after: float | None) -> None:
+        seconds = 1.0 if retry_after is None else retry_after
+        self.overloaded_until = max(self.overloaded_until, now + min(max(seconds, 0.0), MAX_OVERLOAD_SECONDS))
