@@ -67,3 +67,8 @@ def image_prompt_tokens(
 ) -> int:
     """Prompt tokens one image costs: visual tokens plus the framing tokens."""
     return visual_tokens(height, width, min_pixels, max_pixels) + QWEN_IMAGE_FRAME_TOKENS
+
+
+def exceeds_budget(height: int, width: int, max_pixels: int, factor: int = QWEN_PATCH_FACTOR) -> bool:
+    """Whether ``smart_resize`` would scale this image down (its grid-rounded area is over budget)."""
+    return (round(height / factor) * factor) * (round(width / factor) * factor) > max_pixels
