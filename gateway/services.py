@@ -10,8 +10,13 @@ from typing import Any, TypeAlias
 import structlog
 from litestar.di import NamedDependency
 
+from gateway.auth import build_key_manager
+from gateway.cache import IdempotencyStore, ResponseCache
+from gateway.gate import Gate
 from gateway.images import ImageIntake
+from gateway.limits import Limiter
 from gateway.settings import Settings
+from gateway.store.embedded import EmbeddedDB
 from gateway.store.redis import ResilientRedis
 from gateway.upstream.client import UpstreamClient, build_http_client
 
@@ -25,6 +30,9 @@ class Services:
     settings: Settings
     upstream: UpstreamClient
     intake: ImageIntake
+    gate: Gate
+    cache: ResponseCache
+    idempotency: IdempotencyStore
     redis: ResilientRedis | None = None
     draining: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
@@ -76,7 +84,20 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             stack.push_async_callback(redis.aclose)
         intake = ImageIntake(settings)
         stack.push_async_callback(intake.aclose)
-        services = Services(settings=settings, upstream=upstream, intake=intake, redis=redis)
+        db = None if redis is not None else EmbeddedDB.in_dir(settings.data_dir)
+        if db is not None:
+            stack.callback(db.close)
+        keys = build_key_manager(settings, redis, db)
+        stack.push_async_callback(keys.aclose)
+        services = Services(
+            settings=settings,
+            upstream=upstream,
+            intake=intake,
+            gate=Gate(keys, Limiter.from_settings(settings, redis)),
+            cache=ResponseCache.from_settings(settings, redis),
+            idempotency=IdempotencyStore.from_settings(settings, redis),
+            redis=redis,
+        )
         await upstream.discover()
         if settings.auth_disabled:
             log.warning("auth_disabled", detail="GATEWAY_AUTH_DISABLED=true: every caller is let through")

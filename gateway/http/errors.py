@@ -62,7 +62,7 @@ def render(request: AnyRequest, err: errors.GatewayError) -> Response[bytes]:
     retry_after = err.retry_after_seconds
     if retry_after is not None:
         headers["retry-after"] = str(retry_after)
-    headers.update(err.extra.get("headers", {}))
+    headers.update({name.lower(): value for name, value in err.extra.get("headers", {}).items()})
     if request.scope["path"].startswith(OPENAI_PATH_PREFIXES):
         body = msgspec.json.encode(
             OpenAIError(

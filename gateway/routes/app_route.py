@@ -7,45 +7,156 @@ from litestar import Response, post
 from litestar.response import Stream
 
 from gateway import errors
-from gateway.chat import app_answer, build_chat_payload, resolve_sampling
-from gateway.constants import ROUTE_APP, TRACEPARENT_HEADER
+from gateway.answers import (
+    CachePlan,
+    answer_once,
+    cached_from_stream,
+    cached_from_upstream,
+    plan_cache,
+    replay_app_stream,
+    usage_of,
+)
+from gateway.cache import CachedAnswer, CacheMode, KeyMaterial
+from gateway.chat import build_chat_payload, resolve_sampling
+from gateway.constants import CACHE_STATUS_HEADER, ROUTE_APP, TRACEPARENT_HEADER
+from gateway.gate import Pass, estimate_tokens, text_tokens_lower
 from gateway.http.body import decode_json, read_body
-from gateway.http.context import context_of
+from gateway.http.context import RequestContext, context_of
 from gateway.http.types import AnyRequest
-from gateway.schemas import QwenVLRequest
-from gateway.services import ServicesDep
-from gateway.streaming import SSE_HEADERS, primed, relay_app
+from gateway.images import check_context
+from gateway.schemas import AppAnswer, QwenVLRequest
+from gateway.services import Services, ServicesDep
+from gateway.streaming import SSE_HEADERS, StreamResult, primed, relay_app
 
 
 @post(ROUTE_APP, status_code=200, summary="Ask about an image", operation_id="qwenVl")
 async def qwen_vl(request: AnyRequest, services: ServicesDep) -> Response[bytes] | Stream:
-    """One image (or a few) and a prompt in; ``{code, text, usage}`` out."""
+    """One image (or a few) and a prompt in; ``{code, text, usage}`` out (or SSE with ``stream``)."""
     ctx = context_of(request.scope)
     settings = services.settings
     body = await read_body(request, settings.max_body_bytes)
     req = decode_json(body, QwenVLRequest)
-    if not req.prompt:
-        raise errors.InvalidBody("field `prompt` is required (a non-empty string)", param="prompt")
+    principal = await services.gate.authenticate(request.headers, ROUTE_APP)
+    ctx.key_name = principal.name
     refs = req.images()
     if not refs:
         raise errors.InvalidBody("field `image` needs at least one image", param="image")
+    if len(refs) > settings.image_max_images:
+        raise errors.TooManyImages(f"at most {settings.image_max_images} images per request", param="image")
+    if not req.prompt:
+        raise errors.InvalidBody("field `prompt` is required (a non-empty string)", param="prompt")
+    prompt = req.prompt
     sampling = resolve_sampling(req, settings)
-    images = await services.intake.prepare(refs)
     model = await services.upstream.model()
-    payload = build_chat_payload(
-        model=model,
-        prompt=req.prompt,
-        image_uris=[image.data_uri() for image in images],
-        sampling=sampling,
-        stream=req.stream,
+    text_bytes = len(prompt.encode())
+    admitted = await services.gate.admit(
+        principal,
+        estimated_tokens=estimate_tokens(
+            text_bytes=text_bytes,
+            messages=1,
+            images=len(refs),
+            pixel_budget=settings.image_pixel_budget,
+            max_tokens=sampling.max_tokens,
+        ),
     )
-    trace = request.headers.get(TRACEPARENT_HEADER)
-    if req.stream:
+    handed_over = False
+    usage = None
+    try:
+        images = await services.intake.prepare(refs)
+        check_context(
+            text_tokens=text_tokens_lower(text_bytes),
+            images=images,
+            max_tokens=sampling.max_tokens,
+            max_model_len=services.upstream.max_model_len,
+        )
+        payload = build_chat_payload(
+            model=model,
+            prompt=prompt,
+            image_uris=[image.data_uri() for image in images],
+            sampling=sampling,
+            stream=req.stream,
+        )
+        material = KeyMaterial(
+            image_hashes=[image.sha256 for image in images],
+            messages={"prompt": prompt},
+            model=model,
+            sampling=sampling.as_fields(),
+        )
+        plan = plan_cache(
+            services,
+            request.headers,
+            owner=principal.name,
+            material=material,
+            temperature=sampling.temperature,
+        )
+        trace = request.headers.get(TRACEPARENT_HEADER)
+        if req.stream:
+            handed_over = True
+            return await _stream(services, ctx, admitted, plan, payload, trace, model)
+
+        async def compute() -> CachedAnswer:
+            answer = await services.upstream.chat(payload, request_id=ctx.request_id, trace=trace)
+            ctx.replica = answer.replica
+            return cached_from_upstream(answer, keep_raw=False)
+
+        answer, status = await answer_once(
+            services, plan, compute, headers=request.headers, owner=principal.name, body=body
+        )
+        ctx.cache = status
+        cached = status in ("HIT", "COALESCED")
+        usage = None if cached else usage_of(answer)
+        result = AppAnswer(
+            text=answer.text,
+            usage=usage_of(answer),
+            request_id=ctx.request_id,
+            model=answer.model or model,
+            finish_reason=answer.finish_reason,
+            cached=cached,
+        )
+        headers = {**admitted.headers(), CACHE_STATUS_HEADER: status}
+        return Response(content=msgspec.json.encode(result), media_type="application/json", headers=headers)
+    finally:
+        if not handed_over:
+            await admitted.settle(usage)
+
+
+async def _stream(
+    services: Services,
+    ctx: RequestContext,
+    admitted: Pass,
+    plan: CachePlan,
+    payload: dict[str, object],
+    trace: str | None,
+    model: str,
+) -> Stream:
+    """SSE answer: a replay of a cached answer, or the upstream stream relayed (and then stored)."""
+    headers = {**SSE_HEADERS, **admitted.headers()}
+    try:
+        hit = await services.cache.get(plan.key) if plan.key and plan.mode is CacheMode.USE else None
+        if hit is not None:
+            ctx.cache = "HIT"
+            await admitted.settle(None)
+            return Stream(
+                replay_app_stream(hit, ctx.request_id),
+                media_type="text/event-stream",
+                headers={**headers, CACHE_STATUS_HEADER: "HIT"},
+            )
         stream = await services.upstream.open_stream(payload, request_id=ctx.request_id, trace=trace)
-        ctx.replica = stream.replica
-        relay = relay_app(stream, request_id=ctx.request_id, route=ctx.route, started=ctx.started)
-        return Stream(await primed(relay), media_type="text/event-stream", headers=SSE_HEADERS)
-    answer = await services.upstream.chat(payload, request_id=ctx.request_id, trace=trace)
-    ctx.replica = answer.replica
-    result = app_answer(answer.completion, request_id=ctx.request_id, model=model)
-    return Response(content=msgspec.json.encode(result), media_type="application/json")
+    except BaseException:
+        await admitted.settle(None)
+        raise
+    ctx.replica = stream.replica
+    ctx.cache = "MISS" if plan.active else "BYPASS"
+
+    async def done(result: StreamResult) -> None:
+        await admitted.settle(result.usage)
+        stored = cached_from_stream(result, model) if plan.active and plan.key else None
+        if stored is not None and plan.key is not None:
+            await services.cache.store(plan.key, stored)
+
+    relay = relay_app(stream, request_id=ctx.request_id, route=ctx.route, started=ctx.started, on_done=done)
+    return Stream(
+        await primed(relay),
+        media_type="text/event-stream",
+        headers={**headers, CACHE_STATUS_HEADER: ctx.cache},
+    )

@@ -1,0 +1,98 @@
+"""Who gets in and how much: the key, its rate and token limits, its concurrency slot.
+
+Checked before any image work or upstream call. The token estimate is an upper bound known
+before intake (text + every image at the pixel budget + ``max_tokens``); once the answer's real
+usage is known, :meth:`Pass.settle` reconciles the difference and frees the concurrency slot.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import structlog
+
+from gateway import errors
+from gateway.auth import KeyManager, Principal, extract_key
+from gateway.constants import QWEN_IMAGE_FRAME_TOKENS, QWEN_PATCH_FACTOR
+from gateway.limits import Lease, LimitDecision, Limiter
+from gateway.schemas import Usage
+
+log = structlog.get_logger("gateway.gate")
+
+MESSAGE_OVERHEAD_TOKENS = 16  # the chat template's role markers around each message
+
+
+def text_tokens_upper(text_bytes: int, messages: int = 1) -> int:
+    """An upper bound of the text's tokens: Qwen's tokenizer averages well over 3 bytes a token."""
+    return math.ceil(text_bytes / 3) + MESSAGE_OVERHEAD_TOKENS * messages
+
+
+def text_tokens_lower(text_bytes: int) -> int:
+    """A lower bound (for refusing with 40006 only what surely cannot fit)."""
+    return text_bytes // 8
+
+
+def estimate_tokens(
+    *, text_bytes: int, messages: int, images: int, pixel_budget: int, max_tokens: int
+) -> int:
+    """Upper-bound token cost of a request, for the tpm check before intake."""
+    per_image = pixel_budget // (QWEN_PATCH_FACTOR * QWEN_PATCH_FACTOR) + QWEN_IMAGE_FRAME_TOKENS
+    return text_tokens_upper(text_bytes, messages) + images * per_image + max_tokens
+
+
+@dataclass
+class Pass:
+    """An admitted request: its principal, limit decision, and what to settle when it ends."""
+
+    principal: Principal
+    decision: LimitDecision
+    estimated_tokens: int
+    lease: Lease | None
+    limiter: Limiter
+    settled: bool = field(default=False)
+
+    def headers(self) -> dict[str, str]:
+        return self.decision.headers()
+
+    async def settle(self, usage: Usage | None) -> None:
+        """Reconcile tokens with the real usage (none spent when ``usage`` is None); free the slot."""
+        if self.settled:
+            return
+        self.settled = True
+        try:
+            actual = usage.total_tokens if usage is not None else 0
+            await self.limiter.reconcile(self.principal, self.estimated_tokens, actual)
+        finally:
+            if self.lease is not None:
+                await self.lease.release()
+
+
+class Gate:
+    """Authentication and per-key limits, shared by every route."""
+
+    def __init__(self, keys: KeyManager, limiter: Limiter) -> None:
+        self.keys = keys
+        self.limiter = limiter
+
+    async def authenticate(self, headers: Mapping[str, str], route: str) -> Principal:
+        """The caller's principal (40101 without a valid key, 40301 when the route is not theirs)."""
+        principal = await self.keys.authenticate(extract_key(headers))
+        principal.check_route(route)
+        return principal
+
+    async def admit(self, principal: Principal, *, estimated_tokens: int) -> Pass:
+        """Charge the rates and take a concurrency slot (42901/42902/42903, RateLimit-* headers)."""
+        decision = await self.limiter.evaluate(principal, estimated_tokens)
+        refusal = decision.error()
+        if refusal is not None:
+            refusal.extra["headers"] = decision.headers()
+            raise refusal
+        try:
+            lease = await self.limiter.acquire(principal)
+        except errors.TooManyRequests as exc:
+            await self.limiter.reconcile(principal, estimated_tokens, 0)  # nothing will be spent
+            exc.extra["headers"] = decision.headers()
+            raise
+        return Pass(principal, decision, estimated_tokens, lease, self.limiter)
