@@ -173,3 +173,22 @@ async def replay_openai_stream(answer: CachedAnswer, *, include_usage: bool) -> 
     if include_usage:
         yield sse_event(_encode({**base, "choices": [], "usage": usage_of(answer)}))
     yield SSE_DONE
+
+
+def completion_json(answer: CachedAnswer) -> bytes:
+    """The OpenAI chat.completion body of an answer: vLLM's own bytes when kept, else rebuilt."""
+    if answer.raw is not None:
+        return answer.raw
+    message = {"role": "assistant", "content": answer.text}
+    return _encode(
+        {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(answer.created),
+            "model": answer.model,
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": answer.finish_reason}
+            ],
+            "usage": usage_of(answer),
+        }
+    )

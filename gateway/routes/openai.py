@@ -9,39 +9,139 @@ import msgspec
 from litestar import Response, get, post
 from litestar.response import Stream
 
-from gateway.constants import ROUTE_CHAT, ROUTE_MODELS, TRACEPARENT_HEADER
+from gateway.answers import (
+    answer_once,
+    cached_from_stream,
+    cached_from_upstream,
+    completion_json,
+    plan_cache,
+    replay_openai_stream,
+    usage_of,
+)
+from gateway.cache import CachedAnswer, CacheMode, KeyMaterial
+from gateway.constants import CACHE_STATUS_HEADER, ROUTE_CHAT, ROUTE_MODELS, TRACEPARENT_HEADER
+from gateway.gate import estimate_tokens, text_tokens_lower
 from gateway.http.body import decode_json, read_body
 from gateway.http.context import context_of
 from gateway.http.types import AnyRequest
-from gateway.openai_compat import attach_images, parse_chat_request
+from gateway.images import check_context
+from gateway.openai_compat import ChatRequest, attach_images, parse_chat_request
 from gateway.services import ServicesDep
-from gateway.streaming import SSE_HEADERS, primed, relay_openai
+from gateway.streaming import SSE_HEADERS, StreamResult, primed, relay_openai
+
+_NOT_IN_KEY = ("stream", "stream_options", "model", "user")
+
+
+def _key_material(chat: ChatRequest, hashes: list[str], model: str) -> KeyMaterial:
+    """Everything that changes the answer; image URLs stand as their content hashes."""
+    body = {name: value for name, value in chat.body.items() if name not in _NOT_IN_KEY}
+    body = msgspec.json.decode(msgspec.json.encode(body))  # a deep copy we may edit
+    parts = (
+        part
+        for message in body["messages"]
+        if isinstance(message.get("content"), list)
+        for part in message["content"]
+        if part.get("type") == "image_url"
+    )
+    for part, digest in zip(parts, hashes, strict=True):
+        part["image_url"] = {"sha256": digest}
+    return KeyMaterial(image_hashes=hashes, messages=body, model=model)
 
 
 @post(ROUTE_CHAT, status_code=200, summary="OpenAI chat completions", operation_id="chatCompletions")
 async def chat_completions(request: AnyRequest, services: ServicesDep) -> Response[bytes] | Stream:
-    """The OpenAI wire format, with the gateway's image intake, limits and metrics."""
+    """The OpenAI wire format, with the gateway's auth, image intake, limits, cache and metrics."""
     ctx = context_of(request.scope)
     settings = services.settings
-    body = decode_json(await read_body(request, settings.max_body_bytes), dict[str, Any])
+    raw = await read_body(request, settings.max_body_bytes)
+    principal = await services.gate.authenticate(request.headers, ROUTE_CHAT)
+    ctx.key_name = principal.name
+    body = decode_json(raw, dict[str, Any])
     model = await services.upstream.model()
     chat = parse_chat_request(
         body, settings=settings, served_model=model, aliases=settings.upstream_model_aliases
     )
+    estimate = estimate_tokens(
+        text_bytes=chat.text_chars * 3,
+        messages=len(body["messages"]),
+        images=len(chat.image_parts),
+        pixel_budget=settings.image_pixel_budget,
+        max_tokens=chat.max_tokens,
+    )
+    admitted = await services.gate.admit(principal, estimated_tokens=estimate)
+    handed_over = False
+    usage = None
+    try:
+        images = await services.intake.prepare(chat.image_refs()) if chat.image_parts else []
+        check_context(
+            text_tokens=text_tokens_lower(chat.text_chars),
+            images=images,
+            max_tokens=chat.max_tokens,
+            max_model_len=services.upstream.max_model_len,
+        )
 
-    async def to_uris(refs: list[str]) -> list[str]:
-        return [image.data_uri() for image in await services.intake.prepare(refs)]
+        async def to_uris(refs: list[str]) -> list[str]:
+            return [image.data_uri() for image in images]
 
-    await attach_images(chat, to_uris)
-    trace = request.headers.get(TRACEPARENT_HEADER)
-    if chat.stream:
-        stream = await services.upstream.open_stream(chat.body, request_id=ctx.request_id, trace=trace)
-        ctx.replica = stream.replica
-        relay = relay_openai(stream, route=ctx.route, started=ctx.started, include_usage=chat.include_usage)
-        return Stream(await primed(relay), media_type="text/event-stream", headers=SSE_HEADERS)
-    answer = await services.upstream.chat(chat.body, request_id=ctx.request_id, trace=trace)
-    ctx.replica = answer.replica
-    return Response(content=answer.raw, media_type="application/json")
+        await attach_images(chat, to_uris)
+        n = body.get("n", 1)
+        plan = plan_cache(
+            services,
+            request.headers,
+            owner=principal.name,
+            material=_key_material(chat, [i.sha256 for i in images], model),
+            temperature=body.get("temperature"),
+            n=n if isinstance(n, int) else 1,
+        )
+        trace = request.headers.get(TRACEPARENT_HEADER)
+        headers = admitted.headers()
+        if chat.stream:
+            hit = await services.cache.get(plan.key) if plan.key and plan.mode is CacheMode.USE else None
+            if hit is not None:
+                ctx.cache = "HIT"
+                replay = replay_openai_stream(hit, include_usage=chat.include_usage)
+                return Stream(
+                    replay,
+                    media_type="text/event-stream",
+                    headers={**SSE_HEADERS, **headers, CACHE_STATUS_HEADER: "HIT"},
+                )
+            stream = await services.upstream.open_stream(chat.body, request_id=ctx.request_id, trace=trace)
+            ctx.replica, ctx.cache = stream.replica, ("MISS" if plan.active else "BYPASS")
+            handed_over = True
+
+            async def done(result: StreamResult) -> None:
+                await admitted.settle(result.usage)
+                stored = cached_from_stream(result, model) if plan.active and plan.key else None
+                if stored is not None and plan.key is not None:
+                    await services.cache.store(plan.key, stored)
+
+            relay = relay_openai(
+                stream, route=ctx.route, started=ctx.started, include_usage=chat.include_usage, on_done=done
+            )
+            return Stream(
+                await primed(relay),
+                media_type="text/event-stream",
+                headers={**SSE_HEADERS, **headers, CACHE_STATUS_HEADER: ctx.cache},
+            )
+
+        async def compute() -> CachedAnswer:
+            answer = await services.upstream.chat(chat.body, request_id=ctx.request_id, trace=trace)
+            ctx.replica = answer.replica
+            return cached_from_upstream(answer, keep_raw=True)
+
+        answer, status = await answer_once(
+            services, plan, compute, headers=request.headers, owner=principal.name, body=raw
+        )
+        ctx.cache = status
+        usage = None if status in ("HIT", "COALESCED") else usage_of(answer)
+        return Response(
+            content=completion_json(answer),
+            media_type="application/json",
+            headers={**headers, CACHE_STATUS_HEADER: status},
+        )
+    finally:
+        if not handed_over:
+            await admitted.settle(usage)
 
 
 class _Model(msgspec.Struct):
@@ -59,13 +159,13 @@ class _ModelList(msgspec.Struct):
 
 
 @get(ROUTE_MODELS, summary="Models served", operation_id="listModels")
-async def list_models(services: ServicesDep) -> Response[bytes]:
+async def list_models(request: AnyRequest, services: ServicesDep) -> Response[bytes]:
     """The served model and its short aliases, in OpenAI's list shape."""
+    principal = await services.gate.authenticate(request.headers, ROUTE_MODELS)
+    context_of(request.scope).key_name = principal.name
     model = await services.upstream.model()
     created = int(time.time())
     names = [model, *(alias for alias in services.settings.upstream_model_aliases if alias != model)]
-    data = [
-        _Model(id=name, created=created, root=model, max_model_len=services.upstream.max_model_len)
-        for name in names
-    ]
+    max_len = services.upstream.max_model_len
+    data = [_Model(id=name, created=created, root=model, max_model_len=max_len) for name in names]
     return Response(content=msgspec.json.encode(_ModelList(data=data)), media_type="application/json")
