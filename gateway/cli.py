@@ -34,6 +34,12 @@ def _emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys(args: argparse.Namespace) -> int:
+    from gateway.auth.cli import run
+
+    return run(args, load_settings())
+
+
 def _dev(args: argparse.Namespace) -> int:
     from gateway.devserver import run_dev
 
@@ -55,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     emulator = sub.add_parser("emulator", help="run the bundled vLLM emulator (a stand-in, not a model)")
     emulator_arguments(emulator)
     emulator.set_defaults(func=_emulator)
+
+    from gateway.auth.cli import add_arguments as keys_arguments
+
+    keys_arguments(sub)
+    sub.choices["keys"].set_defaults(func=_keys)
 
     dev = sub.add_parser("dev", help="local try-out: the gateway, plus the emulator when no vLLM answers")
     dev.add_argument("--port", type=int, default=8080)

@@ -7,6 +7,7 @@ they are not a model's.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import os
 import subprocess
@@ -15,9 +16,13 @@ import time
 
 import httpx
 
-from gateway.settings import load_settings
+from gateway.auth import build_key_manager
+from gateway.settings import Settings, load_settings
+from gateway.store.embedded import EmbeddedDB
+from gateway.store.redis import ResilientRedis
 
 BANNER = "=" * 78
+DEMO_KEY_NAME = "demo"
 
 
 def _vllm_answers(url: str) -> bool:
@@ -41,13 +46,30 @@ def _start_emulator(port: int) -> str:
     return url
 
 
+async def _rotate_demo_key(settings: Settings) -> str:
+    """Revoke the previous ``demo`` key (if any) and create a new one; its secret is shown once."""
+    redis = None
+    if settings.redis_url:
+        redis = ResilientRedis(settings.redis_url, timeout=2.0, breaker_failures=3, breaker_reset_seconds=1.0)
+    db = None if redis is not None else EmbeddedDB.in_dir(settings.data_dir)
+    manager = build_key_manager(settings, redis, db)
+    try:
+        await manager.revoke(DEMO_KEY_NAME)
+        key, _ = await manager.create(DEMO_KEY_NAME)
+        return key
+    finally:
+        await manager.aclose()
+        if redis is not None:
+            await redis.aclose()
+        if db is not None:
+            db.close()
+
+
 def _demo_key() -> str | None:
     settings = load_settings()
     if settings.auth_disabled:
         return None
-    from gateway.auth.cli import rotate_demo_key
-
-    return rotate_demo_key(settings)
+    return asyncio.run(_rotate_demo_key(settings))
 
 
 def run_dev(*, port: int, emulator_port: int) -> int:
@@ -61,7 +83,8 @@ def run_dev(*, port: int, emulator_port: int) -> int:
         upstream = _start_emulator(emulator_port)
         os.environ["GATEWAY_UPSTREAM_URLS"] = upstream
         lines += [
-            f"No vLLM answered at {settings.upstream_urls[0]}: started the bundled vLLM EMULATOR at {upstream}.",
+            f"No vLLM answered at {settings.upstream_urls[0]}:",
+            f"started the bundled vLLM EMULATOR at {upstream}.",
             "Its answers only describe your request (image size, colour, prompt length); it is NOT a model.",
             "Point GATEWAY_UPSTREAM_URLS at a real `vllm serve` for real answers.",
         ]
