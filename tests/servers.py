@@ -161,3 +161,55 @@ class StaticFiles:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class GatewayProcess:
+    """``vlgw serve`` as a real separate process (settings passed in its environment only)."""
+
+    def __init__(self, env: dict[str, str], port: int | None = None) -> None:
+        import os
+        import sys
+
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")},
+            **env,
+            "GATEWAY_HOST": "127.0.0.1",
+            "GATEWAY_PORT": str(self.port),
+        }
+        self.argv = [sys.executable, "-m", "gateway", "serve"]
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = tempfile.NamedTemporaryFile(prefix="vlgw-gw-", suffix=".log", delete=False)  # noqa: SIM115
+
+    def start(self) -> GatewayProcess:
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        import httpx
+
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited: {self.output()[-2000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
+                    return self
+            time.sleep(0.05)
+        raise TimeoutError("gateway did not start")
+
+    def stop(self, sig: int | None = None) -> int:
+        import signal
+
+        if self.proc is None:
+            return 0
+        self.proc.send_signal(sig or signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self.proc = None
+        return code
+
+    def output(self) -> str:
+        with open(self.log.name) as handle:
+            return handle.read()
