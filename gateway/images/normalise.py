@@ -9,8 +9,9 @@ Everything else is decoded once: JPEG in draft mode (the DCT scales by 1/2, 1/4 
 decoding, so a 12 MP photo is never decoded in full when it will be shrunk), then resized
 (bicubic, like the Qwen processor; a box reduce first when the ratio is over 4) to exactly
 ``smart_resize(h, w, min_pixels, budget)``, rotated by its EXIF orientation, and re-encoded
-without metadata: PNG when the source is lossless (PNG, GIF) or has real transparency, else
-JPEG at ``image_jpeg_quality``.
+without metadata: PNG when some pixel is transparent, or when a lossless source (PNG, GIF) was
+only rotated or cut to its first frame; else (every resized image, screenshots included) JPEG at
+``image_jpeg_quality``, which encodes ~10x faster than PNG and is smaller.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from gateway.images.limits import check_pixels, refuse
 
 pillow_heif.register_heif_opener()  # idempotent; adds the "HEIF" format to Pillow
 
-PNG_COMPRESS_LEVEL = 3  # measured in bench/images.py: level 6 is ~2x slower for ~10% smaller files
+PNG_COMPRESS_LEVEL = 3  # level 6 is ~1.5x slower and, on resampled screenshots, no smaller
 LOSSLESS_SOURCES = frozenset({"PNG", "GIF"})
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -133,7 +134,10 @@ def _normalise(data: bytes, parsed: Parsed, image: Image.Image, limits: Limits) 
         frame = frame.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
     if parsed.orientation != 1:
         frame = frame.transpose(_TRANSPOSE[parsed.orientation])
-    fmt: Format = "PNG" if frame.mode == "RGBA" or parsed.format in LOSSLESS_SOURCES else "JPEG"
+    # Once resampled, pixels are not the source's any more: JPEG is ~10x cheaper to encode than
+    # PNG and smaller too, even for screenshots. Lossless stays lossless only when merely rotated.
+    lossless = parsed.format in LOSSLESS_SOURCES and not shrink
+    fmt: Format = "PNG" if frame.mode == "RGBA" or lossless else "JPEG"
     out = io.BytesIO()
     extra = {"icc_profile": image.info["icc_profile"]} if image.info.get("icc_profile") else {}
     if fmt == "PNG":

@@ -157,10 +157,18 @@ async def test_phone_photo_normalised_onto_the_grid(intake: ImageIntake) -> None
     assert opened(image).mode == "RGB"
 
 
-async def test_screenshot_png_stays_png(intake: ImageIntake) -> None:
+async def test_resized_screenshot_becomes_jpeg(intake: ImageIntake) -> None:
     image = await prepare(intake, factory.photo(1920, 1080, fmt="PNG"))
-    assert (image.width, image.height) == (1504, 832) and image.mime == "image/png"
+    assert (image.width, image.height) == (1504, 832) and image.mime == "image/jpeg"
     assert image.visual_tokens == 1222 + 2
+
+
+async def test_rotated_png_stays_lossless(intake: ImageIntake) -> None:
+    source = factory.encode(factory.halves(200, 100), "PNG", exif=factory.exif_with(8))
+    image = await prepare(intake, source)
+    assert image.mime == "image/png" and (image.width, image.height) == (100, 200)
+    rotated = Image.open(io.BytesIO(source)).transpose(Image.Transpose.ROTATE_90)
+    assert opened(image).tobytes() == rotated.tobytes()
 
 
 async def test_alpha_kept_as_png(intake: ImageIntake) -> None:
