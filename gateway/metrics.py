@@ -122,3 +122,11 @@ PRECHECK_REFUSALS = Counter(
     "gateway_precheck_refusals", "Images refused by the quality pre-check", ["reason"]
 )
 FEEDBACK = Counter("gateway_feedback", "Feedback received, by verdict", ["verdict"])
+DEVEX_STORE_ERRORS = Counter(
+    "gateway_devex_store_errors",
+    "Request-log, usage or feedback store calls that failed (never fails the request they describe)",
+    ["op"],
+)
+DEVEX_DROPPED = Counter(
+    "gateway_devex_dropped", "Request records or usage rows dropped because the write backlog was full", ["kind"]
+)

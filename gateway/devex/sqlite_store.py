@@ -1,0 +1,144 @@
+"""The app-developer features in the embedded SQLite file (``GATEWAY_DATA_DIR``).
+
+Shares the key store's :class:`~gateway.store.embedded.EmbeddedDB` (one file, WAL, one thread).
+Request records are pruned as they expire (checked at most once a minute, on write) and capped
+at ``MAX_REQUEST_ROWS``, oldest first, so the file stays bounded under any traffic.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
+
+import msgspec
+
+from gateway.devex.model import FeedbackEntry, RequestRecord
+from gateway.devex.store import UsageBatch
+from gateway.store.embedded import EmbeddedDB, transaction
+from gateway.store.redis import StoreUnavailable
+
+T = TypeVar("T")
+
+MAX_REQUEST_ROWS = 200_000
+PRUNE_INTERVAL_SECONDS = 60.0
+EXPORT_PAGE = 500
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS devex_requests (
+    key_name   TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    expires    REAL NOT NULL,
+    body       BLOB NOT NULL,
+    PRIMARY KEY (key_name, request_id)
+);
+CREATE INDEX IF NOT EXISTS devex_requests_expires ON devex_requests (expires);
+CREATE TABLE IF NOT EXISTS devex_feedback (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL,
+    body    BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS devex_feedback_created ON devex_feedback (created);
+CREATE TABLE IF NOT EXISTS devex_usage (
+    key_name TEXT NOT NULL,
+    day      TEXT NOT NULL,
+    field    TEXT NOT NULL,
+    value    INTEGER NOT NULL,
+    PRIMARY KEY (key_name, day, field)
+) WITHOUT ROWID;
+"""
+_UPSERT_USAGE = (
+    "INSERT INTO devex_usage (key_name, day, field, value) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (key_name, day, field) DO UPDATE SET value = value + excluded.value"
+)
+_PRUNE_EXPIRED = "DELETE FROM devex_requests WHERE expires < ?"
+_PRUNE_OLDEST = (
+    "DELETE FROM devex_requests WHERE rowid IN "
+    "(SELECT rowid FROM devex_requests ORDER BY expires DESC LIMIT -1 OFFSET ?)"
+)
+
+
+def _select(sql: str, params: tuple[object, ...]) -> Callable[[sqlite3.Connection], list[sqlite3.Row]]:
+    def call(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+        return conn.execute(sql, params).fetchall()
+
+    return call
+
+
+class SqliteDevexStore:
+    """:class:`~gateway.devex.store.DevexStore` on the embedded SQLite database."""
+
+    backend = "embedded"
+
+    def __init__(self, db: EmbeddedDB, *, max_request_rows: int = MAX_REQUEST_ROWS) -> None:
+        self.db = db
+        self.max_request_rows = max_request_rows
+        self._pruned_at = 0.0
+        db.run_sync(lambda conn: conn.executescript(SCHEMA))
+
+    async def _run(self, call: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return await self.db.run(call)
+        except sqlite3.Error as exc:  # locked past busy_timeout, disk full, corrupt file
+            raise StoreUnavailable(f"embedded store failed: {exc}") from exc
+
+    async def put_request(self, record: RequestRecord, ttl: int) -> None:
+        now = time.time()
+        params = (record.key_name, record.request_id, now + ttl, msgspec.json.encode(record))
+        prune = now - self._pruned_at > PRUNE_INTERVAL_SECONDS
+        if prune:
+            self._pruned_at = now
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR REPLACE INTO devex_requests VALUES (?, ?, ?, ?)", params)
+            if prune:
+                conn.execute(_PRUNE_EXPIRED, (now,))
+                conn.execute(_PRUNE_OLDEST, (self.max_request_rows,))
+
+        await self._run(write)
+
+    async def get_request(self, key_name: str, request_id: str) -> RequestRecord | None:
+        sql = "SELECT body FROM devex_requests WHERE key_name = ? AND request_id = ? AND expires >= ?"
+        params = (key_name, request_id, time.time())
+        row = await self._run(lambda conn: conn.execute(sql, params).fetchone())
+        return None if row is None else msgspec.json.decode(row["body"], type=RequestRecord)
+
+    async def add_feedback(self, entry: FeedbackEntry) -> str:
+        body = msgspec.json.encode(entry)
+        sql = "INSERT INTO devex_feedback (created, body) VALUES (?, ?)"
+        cursor = await self._run(lambda conn: conn.execute(sql, (entry.created, body)))
+        return str(cursor.lastrowid)
+
+    async def feedback_between(self, since: float, until: float) -> AsyncIterator[FeedbackEntry]:
+        sql = (
+            "SELECT id, body FROM devex_feedback WHERE created >= ? AND created < ? AND id > ? "
+            "ORDER BY id LIMIT ?"
+        )
+        last = 0
+        while True:
+            rows = await self._run(_select(sql, (since, until, last, EXPORT_PAGE)))
+            for row in rows:
+                entry = msgspec.json.decode(row["body"], type=FeedbackEntry)
+                yield msgspec.structs.replace(entry, id=str(row["id"]))
+            if len(rows) < EXPORT_PAGE:
+                return
+            last = rows[-1]["id"]
+
+    async def add_usage(self, batch: UsageBatch) -> None:
+        rows = [
+            (key_name, date, field, amount)
+            for (key_name, date), fields in batch.items()
+            for field, amount in fields.items()
+        ]
+        if rows:
+            await self._run(lambda conn: transaction(conn, lambda c: c.executemany(_UPSERT_USAGE, rows)))
+
+    async def get_usage(self, key_name: str, dates: list[str]) -> dict[str, dict[str, int]]:
+        marks = ",".join("?" * len(dates))
+        sql = f"SELECT day, field, value FROM devex_usage WHERE key_name = ? AND day IN ({marks})"  # noqa: S608
+        rows = await self._run(lambda conn: conn.execute(sql, (key_name, *dates)).fetchall())
+        out: dict[str, dict[str, int]] = {}
+        for row in rows:
+            out.setdefault(row["day"], {})[row["field"]] = row["value"]
+        return out
