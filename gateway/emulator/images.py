@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import hashlib
 import io
@@ -11,6 +10,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import httpx
+import pybase64
 from PIL import Image, ImageStat
 
 from gateway.emulator.errors import EmulatorError, bad_request
@@ -71,7 +71,7 @@ def decode_data_uri(url: str) -> bytes:
     if not sep or not header.endswith(";base64"):
         raise bad_request("Only base64 data URLs are supported for images.", "messages")
     try:
-        return base64.b64decode(payload)
+        return pybase64.b64decode(payload)  # what vLLM itself decodes with
     except (binascii.Error, ValueError) as exc:
         raise bad_request(f"Failed to decode base64 image data: {exc}", "messages") from None
 

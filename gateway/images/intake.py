@@ -4,7 +4,8 @@ Cheap checks (image count, encoded sizes, schemes) run for every image before an
 image then holds a slot of an ``asyncio.Semaphore`` (``image_max_concurrent``: bounds the bytes
 held in memory) while it is fetched and while its CPU work (base64, container walk, decode,
 resize, encode, hash) runs in a small thread pool (``image_workers``: bounds the pixels decoded
-at once; Pillow and hashlib release the GIL), never on the event loop.
+at once; Pillow and hashlib release the GIL). Only a passthrough of a small image (no decode,
+resize or encode: well under a millisecond) runs inline, where the thread hop would cost more.
 """
 
 from __future__ import annotations
@@ -21,12 +22,16 @@ from gateway.errors import GatewayError
 from gateway.images.fetch import Fetcher, Resolver, make_client
 from gateway.images.geometry import image_prompt_tokens
 from gateway.images.limits import check_count, check_encoded_size, reason_of
-from gateway.images.normalise import Limits, normalise
+from gateway.images.normalise import Limits, needs_pixels, normalise
 from gateway.images.prepared import PreparedImage
 from gateway.images.refs import Ref, Source, classify, decode_base64
 from gateway.images.urls import UrlPolicy
 from gateway.metrics import IMAGE_BYTES, IMAGE_PIXELS, IMAGE_REFUSALS, INTAKE_DURATION, VISUAL_TOKENS
 from gateway.settings import Settings
+
+# Images this small that need no pixel work (a passthrough: base64, container walk, hash: well
+# under a millisecond) are prepared on the event loop; the thread hop would cost more.
+INLINE_MAX_BYTES = 2 * 1024 * 1024
 
 
 class ImageIntake:
@@ -99,13 +104,15 @@ class ImageIntake:
         async with self._slots:
             body = await self.fetcher.fetch(ref.text) if ref.source == "url" else None
             text = None if ref.source == "url" else ref.text
+            data = decode_base64(text) if text is not None else body or b""
+            check_encoded_size(len(data), self.settings.image_max_bytes)
+            if len(data) <= INLINE_MAX_BYTES and not needs_pixels(data, limits):
+                return self.process(data, text, ref.source, limits)
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, self.process, body, text, ref.source, limits)
+            return await loop.run_in_executor(self._executor, self.process, data, text, ref.source, limits)
 
-    def process(self, body: bytes | None, text: str | None, source: Source, limits: Limits) -> PreparedImage:
-        """The CPU part for one image (runs in the pool): decode, normalise, hash, count tokens."""
-        data = decode_base64(text) if text is not None else body or b""
-        check_encoded_size(len(data), self.settings.image_max_bytes)
+    def process(self, data: bytes, text: str | None, source: Source, limits: Limits) -> PreparedImage:
+        """The CPU part for one decoded image: normalise, hash, count tokens (pool, or inline when cheap)."""
         result = normalise(data, limits)
         tokens = image_prompt_tokens(
             result.height,

@@ -86,6 +86,22 @@ def parse(data: bytes) -> Parsed:
     return Parsed("HEIF", 0, 0, 1, data, needs_decode=True)
 
 
+def needs_pixels(data: bytes, limits: Limits) -> bool:
+    """Whether normalising will decode pixels (resize, rotate, re-encode) — judged by the header.
+
+    False means a passthrough: a header parse, a container walk and a hash, tens of
+    microseconds, cheaper to run inline than to hand to the thread pool. Malformed input
+    answers True, so the full check (and its error) runs in the pool.
+    """
+    try:
+        parsed = parse(data)
+    except ContainerError:
+        return True
+    if parsed.needs_decode or parsed.orientation != 1 or not parsed.width:
+        return True
+    return exceeds_budget(parsed.height, parsed.width, limits.pixel_budget)
+
+
 def normalise(data: bytes, limits: Limits) -> Normalised:
     """Validate and normalise one encoded image: 40002 if undecodable, 41301 if over a limit."""
     try:

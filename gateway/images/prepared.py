@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+import pybase64
 
 from gateway.errors import ContextOverflow
 from gateway.images.limits import refuse
@@ -32,7 +33,7 @@ class PreparedImage:
     def data_uri(self) -> str:
         """``data:<mime>;base64,...``; reuses the client's base64 when the bytes are unchanged."""
         if not self._uri:
-            text = self.base64_text or base64.b64encode(self.data).decode("ascii")
+            text = self.base64_text or pybase64.b64encode(self.data).decode("ascii")
             self._uri.append(f"data:{self.mime};base64,{text}")
         return self._uri[0]
 

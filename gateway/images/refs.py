@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+import pybase64
+
 from gateway.errors import ImageUndecodable, ImageURLRefused
 from gateway.images.limits import check_encoded_size, refuse
 
@@ -72,7 +74,9 @@ def _base64_text(text: str, max_bytes: int) -> str:
 def decode_base64(text: str) -> bytes:
     """Strict base64 decoding: 40002 on any character outside the alphabet or bad padding."""
     try:
-        return binascii.a2b_base64(text, strict_mode=True)
+        # pybase64 (SIMD) validates as strictly as binascii's strict mode, ~40x faster: a 200 KB
+        # photo costs ~10 us instead of ~450 us (docs/benchmarks.md).
+        return pybase64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise refuse(
             ImageUndecodable,

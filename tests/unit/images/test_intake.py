@@ -63,10 +63,14 @@ class CountingPool(ThreadPoolExecutor):
         return super().submit(fn, *args, **kwargs)
 
 
-async def test_cpu_work_runs_in_the_given_pool() -> None:
+async def test_pixel_work_runs_in_the_given_pool_and_passthrough_inline() -> None:
     pool = CountingPool()
     intake = ImageIntake(Settings(), resolver=FakeDNS(), executor=pool)
     try:
+        # Over the pixel budget: decode + resize + encode, in the pool.
+        await intake.prepare([base64.b64encode(factory.flat(2000, 1500)).decode()] * 3)
+        assert pool.jobs == 3
+        # Small and within budget: a passthrough, cheaper inline than a thread hop.
         await intake.prepare([base64.b64encode(factory.flat(64, 48)).decode()] * 3)
         assert pool.jobs == 3
     finally:
