@@ -18,7 +18,7 @@ from gateway.limits import Limiter
 from gateway.settings import Settings
 from gateway.store.embedded import EmbeddedDB
 from gateway.store.redis import ResilientRedis
-from gateway.upstream.client import UpstreamClient, build_http_client
+from gateway.upstream.client import UpstreamClient, build_http_client, build_session
 
 log = structlog.get_logger("gateway")
 
@@ -72,7 +72,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     async with contextlib.AsyncExitStack() as stack:
         http = build_http_client(settings)
         stack.push_async_callback(http.aclose)
-        upstream = UpstreamClient(settings, http)
+        session = build_session(settings)
+        stack.push_async_callback(session.close)
+        upstream = UpstreamClient(settings, http, session)
         redis = None
         if settings.redis_url:
             redis = ResilientRedis(

@@ -1,11 +1,12 @@
-"""Converting httpx exceptions and vLLM error answers into gateway errors, once, here."""
+"""Converting aiohttp/httpx exceptions and vLLM error answers into gateway errors, once, here."""
 
 from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
+import aiohttp
 import httpx
 import msgspec
 import structlog
@@ -19,26 +20,33 @@ _IMAGE_ERROR = re.compile(r"image|decode|identify|PIL|media", re.IGNORECASE)
 
 
 @contextlib.contextmanager
-def map_httpx_errors(replica: str) -> Iterator[None]:
-    """Re-raise httpx transport errors as the contract's 503/504/502 errors."""
+def map_transport_errors(replica: str) -> Iterator[None]:
+    """Re-raise aiohttp (data plane) and httpx (control plane) transport errors as 503/504/502."""
     try:
         yield
-    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+    except (
+        aiohttp.ClientConnectorError,
+        aiohttp.ConnectionTimeoutError,
+        httpx.ConnectError,
+        httpx.ConnectTimeout,
+    ) as exc:
         raise errors.ServiceUnavailable(
             f"upstream {replica} is unreachable", retry_after=1, extra={"retryable": True}
         ) from exc
     except httpx.PoolTimeout as exc:
         raise errors.ServiceUnavailable("no free upstream connection", retry_after=1) from exc
-    except httpx.TimeoutException as exc:
+    except (TimeoutError, httpx.TimeoutException) as exc:
         raise errors.UpstreamTimeout() from exc
-    except httpx.HTTPError as exc:
-        # ReadError, RemoteProtocolError ...: the replica died or spoke nonsense mid-answer.
+    except (aiohttp.ClientError, httpx.HTTPError) as exc:
+        # Disconnected, broken payload, protocol error: the replica died or spoke nonsense.
         raise errors.UpstreamError(
             f"upstream {replica} broke the connection", extra={"retryable": True}
         ) from exc
 
 
-def error_from_status(status: int, body: bytes, headers: httpx.Headers, replica: str) -> errors.GatewayError:
+def error_from_status(
+    status: int, body: bytes, headers: Mapping[str, str], replica: str
+) -> errors.GatewayError:
     """The gateway error for a non-200 upstream answer (UPSTREAM.md lists vLLM's)."""
     message = _message(body)
     if status == 400:
@@ -75,7 +83,7 @@ def _message(body: bytes) -> str:
     return str(parsed.error.get("message", ""))[:2000]
 
 
-def _retry_after(headers: httpx.Headers) -> float:
+def _retry_after(headers: Mapping[str, str]) -> float:
     value = headers.get("retry-after")
     try:
         return max(1.0, float(value)) if value else 1.0

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
+import aiohttp
 
 from gateway import errors, metrics
 from gateway.upstream.sse import DONE, SSEDecoder
@@ -27,7 +27,7 @@ class UpstreamStream:
 
     def __init__(
         self,
-        response: httpx.Response,
+        response: aiohttp.ClientResponse,
         replica: str,
         *,
         first_token_timeout: float,
@@ -49,7 +49,7 @@ class UpstreamStream:
     async def events(self) -> AsyncIterator[bytes | None]:
         """``data:`` payloads as they arrive (``[DONE]`` excluded); ``None`` when a keep-alive is due."""
         decoder = SSEDecoder()
-        raw = self.response.aiter_raw()
+        raw = self.response.content.iter_any()
         deadline = self.opened + self.first_token_timeout
         last = self.opened
         pending: asyncio.Future[Any] | None = None
@@ -101,7 +101,7 @@ class UpstreamStream:
             chunk: bytes = pending.result()
         except StopAsyncIteration:
             return None
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             raise errors.UpstreamError("upstream broke the stream") from exc
         return chunk
 
@@ -111,6 +111,10 @@ class UpstreamStream:
             return
         self._closed = True
         try:
-            await self.response.aclose()
+            if self.finished:
+                self.response.release()  # the answer is complete: the connection may be reused
+            else:
+                # An unfinished answer's connection is dropped: that is what makes vLLM abort it.
+                self.response.close()
         finally:
             self._on_close()
