@@ -2,9 +2,14 @@
 
 Pure functions over replicas and their load scores; the pool owns state, caps and metrics.
 
-- **Least outstanding (P2C).** Two distinct random candidates, the less loaded wins. Nearly as
-  good as a full scan at spreading load, and it does not herd every gateway onto the one
-  replica that looked idlest a moment ago.
+- **Least outstanding (P2C).** Two distinct random candidates, the less loaded wins. Two
+  random choices are nearly as good as a full scan and do not herd every gateway onto the
+  one replica that looked idlest a moment ago. Outstanding requests alone equalise queue
+  *lengths*, so a replica 10× slower than the rest would still get ~1/(1+10·(N-1)) of the
+  traffic and own the p99; a replica whose recent latency is over ``SLOW_RATIO`` × the
+  typical replica's has its load multiplied by that ratio (in the spirit of Finagle's and
+  Linkerd's latency-aware balancers). Replicas within the ratio count as equally fast, so a
+  healthy fleet sees plain least-outstanding with random ties.
 - **Image affinity.** vLLM caches processed images per replica by content hash, so a repeat of
   an image is cheaper where it went before. The key (the first image's sha256) orders replicas
   by highest random weight (rendezvous hashing, over the replica URL so every gateway process
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import statistics
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -25,6 +31,9 @@ from gateway.upstream.replica import Replica
 
 Decision = Literal["affinity_hit", "affinity_overflow", "least_outstanding", "round_robin"]
 LoadFn = Callable[[Replica], float]
+
+SLOW_RATIO = 1.5  # latency over this × the typical replica's marks a replica as slow
+LATENCY_FLOOR = 0.05  # seconds added to both sides of the ratio: millisecond jitter is not slowness
 
 
 def rendezvous_weight(key: str, url: str) -> int:
@@ -38,6 +47,21 @@ def rendezvous_order(key: str, replicas: Sequence[Replica]) -> list[Replica]:
     return sorted(replicas, key=lambda r: rendezvous_weight(key, r.url), reverse=True)
 
 
+def latency_cost(candidates: Sequence[Replica], load: LoadFn, now: float) -> LoadFn:
+    """(load + 1) × slowness: latency over the lower median (both + LATENCY_FLOOR), 1 within SLOW_RATIO."""
+    known = [lat for r in candidates if (lat := r.recent_latency(now)) is not None]
+    if not known:
+        return load
+    typical = statistics.median_low(known)
+
+    def cost(replica: Replica) -> float:
+        latency = replica.recent_latency(now)
+        ratio = 1.0 if latency is None else (latency + LATENCY_FLOOR) / (typical + LATENCY_FLOOR)
+        return (load(replica) + 1.0) * (ratio if ratio > SLOW_RATIO else 1.0)
+
+    return cost
+
+
 def load_bound(loads: Sequence[float], factor: float) -> float:
     """A replica whose load is below this may take an affine request."""
     if not loads:
@@ -45,12 +69,12 @@ def load_bound(loads: Sequence[float], factor: float) -> float:
     return factor * (sum(loads) / len(loads)) + 1.0
 
 
-def power_of_two(free: Sequence[Replica], load: LoadFn, rng: random.Random) -> Replica:
-    """The less loaded of two distinct random replicas (ties broken at random)."""
+def power_of_two(free: Sequence[Replica], cost: LoadFn, rng: random.Random) -> Replica:
+    """The cheaper of two distinct random replicas (ties broken at random)."""
     if len(free) == 1:
         return free[0]
     first, second = rng.sample(list(free), 2)
-    a, b = load(first), load(second)
+    a, b = cost(first), cost(second)
     if a == b:
         return first if rng.random() < 0.5 else second
     return first if a < b else second
@@ -63,11 +87,12 @@ def by_affinity(
     load: LoadFn,
     factor: float,
     rng: random.Random,
+    cost: LoadFn | None = None,
 ) -> tuple[Replica, Decision]:
     """Rendezvous order over the eligible replicas, first free one under the load bound.
 
     ``free`` is the subset of ``eligible`` below its in-flight cap and must not be empty. When
-    none is under the bound (every replica is busy alike) the least loaded of two wins.
+    none is under the bound (every replica is busy alike) the cheaper of two wins.
     """
     bound = load_bound([load(r) for r in eligible], factor)
     room = set(free)
@@ -75,7 +100,7 @@ def by_affinity(
     for rank, replica in enumerate(order):
         if replica in room and load(replica) < bound:
             return replica, "affinity_hit" if rank == 0 else "affinity_overflow"
-    replica = power_of_two(free, load, rng)
+    replica = power_of_two(free, cost or load, rng)
     return replica, "affinity_hit" if replica is order[0] else "affinity_overflow"
 
 

@@ -128,9 +128,15 @@ class ReplicaPool:
         shortens the queue wait (the request's remaining deadline).
         """
         replica = await self._acquire(affinity, exclude, max_wait)
+        started = self._clock()
+        replica.lease_started(started)
         try:
             yield replica
+            now = self._clock()
+            if replica.consecutive_failures == 0 and now >= replica.overloaded_until:
+                replica.observed(now, now - started)  # only answers count: a refusal is fast, not good
         finally:
+            replica.lease_ended(started)
             self._release(replica)
 
     def report(self, replica: Replica, outcome: Outcome, retry_after: float | None = None) -> None:
@@ -292,16 +298,17 @@ class ReplicaPool:
         def load(r: Replica) -> float:
             return r.load(now, fresh_for)
 
+        cost = balancer.latency_cost(free, load, now)
         routing = self.settings.upstream_routing
         decision: balancer.Decision
         if routing == "round_robin":
             replica, decision = self._round_robin.pick(free), "round_robin"
         elif routing == "image_affinity" and affinity:
             replica, decision = balancer.by_affinity(
-                affinity, eligible, free, load, self.settings.upstream_affinity_load_factor, self._rng
+                affinity, eligible, free, load, self.settings.upstream_affinity_load_factor, self._rng, cost
             )
         else:
-            replica, decision = balancer.power_of_two(free, load, self._rng), "least_outstanding"
+            replica, decision = balancer.power_of_two(free, cost, self._rng), "least_outstanding"
         metrics.ROUTING_DECISIONS.labels(decision=decision).inc()
         if replica.half_open(now):
             replica.probing = True

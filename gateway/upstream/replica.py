@@ -12,6 +12,7 @@ without counting a failure. ``healthy`` is the active health check's verdict and
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -22,6 +23,8 @@ FAILURES: frozenset[str] = frozenset({"connect_error", "timeout", "server_error"
 # KV-cache usage: a replica near a full KV cache is about to preempt, which hurts every request on it.
 KV_USAGE_WEIGHT = 4.0
 MAX_OVERLOAD_SECONDS = 60.0
+LATENCY_ALPHA = 0.2  # weight of the newest lease duration in the moving average
+LATENCY_DECAY_SECONDS = 10.0  # an unrefreshed average fades (e^-t/τ), so an avoided replica is tried again
 
 
 @dataclass(slots=True, eq=False)
@@ -43,6 +46,11 @@ class Replica:
     overloaded_until: float = 0.0
     last_error: str | None = None
     last_check: float | None = None
+    # moving average of lease durations (request latency as this gateway saw it)
+    latency: float | None = None
+    latency_at: float = 0.0
+    timed: int = 0  # leases in flight with their start times summed in started_sum
+    started_sum: float = 0.0
     # load scraped from vLLM's /metrics (upstream_scrape_metrics)
     waiting: float = 0.0
     kv_usage: float = 0.0
@@ -77,6 +85,37 @@ class Replica:
         if self.scraped_at is not None and now - self.scraped_at <= fresh_for:
             score += self.waiting + KV_USAGE_WEIGHT * self.kv_usage
         return score
+
+    def observed(self, now: float, seconds: float) -> None:
+        """Fold one finished lease's duration into the latency average."""
+        previous = self._decayed(now)
+        self.latency = seconds if previous is None else previous + LATENCY_ALPHA * (seconds - previous)
+        self.latency_at = now
+
+    def _decayed(self, now: float) -> float | None:
+        if self.latency is None:
+            return None
+        return self.latency * math.exp(-max(0.0, now - self.latency_at) / LATENCY_DECAY_SECONDS)
+
+    def recent_latency(self, now: float) -> float | None:
+        """The latency average, raised to the mean age of requests still in flight.
+
+        The age term notices a replica turning slow (or stalling) before its slow answers
+        arrive to be averaged: otherwise it keeps getting its full share for a whole latency.
+        """
+        age = now - self.started_sum / self.timed if self.timed else None
+        average = self._decayed(now)
+        if average is None or age is None:
+            return age if average is None else average
+        return max(average, age)
+
+    def lease_started(self, now: float) -> None:
+        self.timed += 1
+        self.started_sum += now
+
+    def lease_ended(self, started: float) -> None:
+        self.timed -= 1
+        self.started_sum = self.started_sum - started if self.timed else 0.0
 
     # --- transitions (the pool calls these and publishes metrics) -------------------------------
 

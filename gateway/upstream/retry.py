@@ -34,7 +34,14 @@ from gateway.upstream.replica import Outcome, Replica
 
 T = TypeVar("T")
 
-_DEATH = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)  # dropped before any byte
+# Refused, or dropped before any response byte (the replica died): another replica may serve it.
+_UNREACHABLE = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+    httpx.WriteError,
+)
 
 
 def _httpx_cause(exc: BaseException) -> httpx.HTTPError | None:
@@ -51,7 +58,7 @@ def is_retryable(exc: BaseException) -> bool:
     cause = _httpx_cause(exc)
     if isinstance(cause, httpx.HTTPStatusError):
         return cause.response.status_code in RETRYABLE_UPSTREAM_STATUSES
-    if isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout | _DEATH):
+    if isinstance(cause, _UNREACHABLE):
         return True
     if isinstance(cause, httpx.HTTPError):
         return False  # read/write/pool timeouts, protocol misuse ...
@@ -68,7 +75,7 @@ def outcome_of(exc: BaseException) -> Outcome | None:
         if status in (429, 503):
             return "overloaded"
         return "server_error" if status >= 500 else "ok"
-    if isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout | _DEATH):
+    if isinstance(cause, _UNREACHABLE):
         return "connect_error"
     if isinstance(cause, httpx.PoolTimeout):
         return None  # our own connection pool is exhausted

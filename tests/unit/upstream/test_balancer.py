@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from gateway.upstream.balancer import by_affinity, load_bound, power_of_two, rendezvous_order
+from gateway.upstream.balancer import by_affinity, latency_cost, load_bound, power_of_two, rendezvous_order
 from gateway.upstream.replica import Replica
 
 KEYS = [f"{i:064x}" for i in range(3000)]
@@ -115,3 +115,40 @@ def test_load_counts_fresh_scraped_queue_only() -> None:
     replica = Replica(name="r0", url="http://a", inflight=2, waiting=3.0, kv_usage=0.5, scraped_at=100.0)
     assert replica.load(now=101.0, fresh_for=5.0) == 2 + 3 + 4 * 0.5
     assert replica.load(now=200.0, fresh_for=5.0) == 2.0
+
+
+def test_a_slow_replica_costs_in_proportion_to_its_slowness() -> None:
+    pool = replicas(3)
+    for replica, latency in zip(pool, (0.5, 0.05, 0.05), strict=True):
+        replica.observed(now=10.0, seconds=latency)
+    pool[1].inflight = pool[2].inflight = 3
+    cost = latency_cost(pool, inflight, now=10.0)
+    assert cost(pool[1]) == cost(pool[2]) == 4
+    assert cost(pool[0]) > cost(pool[1])  # idle but 5.5× slower: worse than 3 in flight on a fast one
+    rng = random.Random(2)
+    assert all(power_of_two(pool, cost, rng) is not pool[0] for _ in range(100))
+
+
+def test_latency_jitter_is_not_slowness() -> None:
+    pool = replicas(3)
+    for replica, latency in zip(pool, (0.004, 0.011, 0.006), strict=True):
+        replica.observed(now=10.0, seconds=latency)
+    cost = latency_cost(pool, inflight, now=10.0)
+    assert {cost(r) for r in pool} == {1.0}  # plain least outstanding, random ties
+
+
+def test_a_slow_mark_fades_without_new_answers() -> None:
+    pool = replicas(2)
+    pool[0].observed(now=0.0, seconds=2.0)
+    pool[1].observed(now=0.0, seconds=0.1)
+    assert latency_cost(pool, inflight, now=0.0)(pool[0]) > 1
+    assert latency_cost(pool, inflight, now=60.0)(pool[0]) == 1  # avoided long enough: try it again
+
+
+def test_requests_stuck_in_flight_mark_a_replica_slow_before_they_answer() -> None:
+    pool = replicas(2)
+    for replica in pool:
+        replica.observed(now=0.0, seconds=0.1)
+    pool[0].lease_started(now=0.0)
+    assert pool[0].recent_latency(now=3.0) == 3.0
+    assert latency_cost(pool, inflight, now=3.0)(pool[0]) > 1
