@@ -7,7 +7,15 @@ presets.yaml the bundled presets (identify_object, describe, ocr, ui_screenshot,
 """
 
 from gateway.presets.loader import BUNDLED_PRESETS, PresetFileError, load_presets, parse_presets
-from gateway.presets.model import Preset
+from gateway.presets.model import Preset, PresetInfo
 from gateway.presets.registry import PresetRegistry
 
-__all__ = ["BUNDLED_PRESETS", "Preset", "PresetFileError", "PresetRegistry", "load_presets", "parse_presets"]
+__all__ = [
+    "BUNDLED_PRESETS",
+    "Preset",
+    "PresetFileError",
+    "PresetInfo",
+    "PresetRegistry",
+    "load_presets",
+    "parse_presets",
+]

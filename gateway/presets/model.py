@@ -54,18 +54,31 @@ class Preset(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         # str.replace, not str.format: templates may hold literal braces (JSON examples).
         return self.template.replace(PROMPT_PLACEHOLDER, prompt).strip()
 
-    def summary(self) -> dict[str, object]:
-        """What ``GET /v1/presets`` shows (no system prompt: that is the operator's)."""
-        return {
-            "name": self.name,
-            "version": self.version,
-            "description": self.description.strip(),
-            "prompt_required": self.prompt_required,
-            "output": self.output,
-            "max_tokens": self.max_tokens,
-            "max_tokens_cap": self.max_tokens_cap,
-            "precheck": self.precheck,
-        }
+    def info(self) -> PresetInfo:
+        """What ``GET /v1/presets`` shows (not the prompts: those are the operator's)."""
+        return PresetInfo(
+            name=self.name,
+            version=self.version,
+            description=self.description.strip(),
+            prompt_required=self.prompt_required,
+            output=self.output,
+            max_tokens=self.max_tokens,
+            max_tokens_cap=self.max_tokens_cap,
+            precheck=self.precheck,
+        )
+
+
+class PresetInfo(msgspec.Struct, kw_only=True):
+    """One preset as ``GET /v1/presets`` lists it."""
+
+    name: str
+    version: str
+    description: str
+    prompt_required: bool
+    output: Literal["text", "json"]
+    max_tokens: int | None
+    max_tokens_cap: int | None
+    precheck: bool
 
 
 def valid_name(name: str) -> bool:

@@ -1,0 +1,105 @@
+"""``vlgw feedback export``: feedback as JSONL, for review and fine-tuning (docs/feedback-and-usage.md).
+
+    vlgw feedback export --since 2026-11-01 [--until 2026-12-01] [--verdict bad] [--out feedback.jsonl]
+
+Reads the same store as the server: Redis when ``GATEWAY_REDIS_URL`` is set, else the embedded
+file in ``GATEWAY_DATA_DIR``. Each line is one feedback entry with the judged request (prompt,
+preset and version, answer, image hashes, model; image bytes only when the operator opted in).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import sys
+import time
+from collections.abc import Sequence
+from typing import IO
+
+from gateway.devex import build_store
+from gateway.settings import Settings, SettingsError, load_settings
+from gateway.store.embedded import EmbeddedDB
+from gateway.store.redis import ResilientRedis, StoreUnavailable
+
+CLI_REDIS_TIMEOUT = 10.0  # an export reads pages of 500 entries; the server's 100 ms is for hot paths
+
+
+def parse_when(text: str) -> float:
+    """``YYYY-MM-DD`` or an ISO date-time (UTC unless it says otherwise) as unix seconds."""
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD) or ISO date-time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.timestamp()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``export`` sub-command to the ``feedback`` parser."""
+    sub = parser.add_subparsers(dest="feedback_command", required=True)
+    export = sub.add_parser("export", help="write feedback received in a time window as JSONL")
+    export.add_argument("--since", type=parse_when, required=True, help="start (inclusive), e.g. 2026-11-01")
+    export.add_argument("--until", type=parse_when, default=None, help="end (exclusive); default now")
+    export.add_argument("--verdict", choices=("good", "bad"), default=None, help="only this verdict")
+    export.add_argument("--out", default="-", help="output file (default: standard output)")
+
+
+async def export(settings: Settings, since: float, until: float, out: IO[bytes], verdict: str | None) -> int:
+    """Write matching entries to ``out``; returns how many."""
+    async with contextlib.AsyncExitStack() as stack:
+        redis = db = None
+        if settings.redis_url:
+            redis = ResilientRedis(
+                settings.redis_url,
+                timeout=max(settings.redis_timeout, CLI_REDIS_TIMEOUT),
+                breaker_failures=settings.redis_breaker_failures,
+                breaker_reset_seconds=settings.redis_breaker_reset_seconds,
+            )
+            stack.push_async_callback(redis.aclose)
+        else:
+            db = EmbeddedDB.in_dir(settings.data_dir)
+            stack.callback(db.close)
+        count = 0
+        async for entry in build_store(settings, redis, db).feedback_between(since, until):
+            if verdict is None or entry.verdict == verdict:
+                out.write(entry.export_line())
+                count += 1
+        return count
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run ``vlgw feedback <command>``; the exit status."""
+    until = args.until if args.until is not None else time.time()
+    try:
+        if args.out == "-":
+            count = asyncio.run(export(settings, args.since, until, sys.stdout.buffer, args.verdict))
+            sys.stdout.flush()
+        else:
+            with open(args.out, "wb") as out:
+                count = asyncio.run(export(settings, args.since, until, out, args.verdict))
+    except StoreUnavailable as exc:
+        print(f"feedback store unavailable: {exc}", file=sys.stderr)
+        return 1
+    print(f"exported {count} feedback entries", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m gateway.feedback_cli export ...`` (what ``vlgw feedback`` runs)."""
+    parser = argparse.ArgumentParser(
+        prog="vlgw feedback", description=__doc__.split("\n")[0] if __doc__ else None
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args, load_settings())
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""``GET /v1/presets``, ``POST /v1/feedback``, ``GET /v1/usage`` (CONTRACT.md §4). Orchestrate only."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import get, post
+from litestar.params import Parameter
+
+from gateway.devex import DevEx, FeedbackBody, UsageReport
+from gateway.devex.openapi import body_operation
+from gateway.http.body import decode_json, read_body
+from gateway.http.context import context_of
+from gateway.http.types import AnyRequest
+from gateway.presets import PresetInfo
+from gateway.services import Services, ServicesDep
+
+ROUTE_PRESETS = "/v1/presets"
+ROUTE_FEEDBACK = "/v1/feedback"
+ROUTE_USAGE = "/v1/usage"
+FEEDBACK_MAX_BODY = 16 * 1024
+
+
+class PresetList(msgspec.Struct):
+    presets: list[PresetInfo]
+    code: int = 0
+
+
+class FeedbackAccepted(msgspec.Struct):
+    feedback_id: str
+    request_id: str
+    code: int = 0
+
+
+def devex_of(services: Services) -> DevEx:
+    """``services.devex``; read through ``vars`` so this module type-checks before and after it is wired."""
+    devex: DevEx = vars(services)["devex"]
+    return devex
+
+
+@get(ROUTE_PRESETS, summary="Presets this key may use", operation_id="listPresets")
+async def list_presets(request: AnyRequest, services: ServicesDep) -> PresetList:
+    """The presets this key may name in ``preset``, with their descriptions and defaults."""
+    principal = await services.gate.authenticate(request.headers, ROUTE_PRESETS)
+    context_of(request.scope).key_name = principal.name
+    presets = devex_of(services).presets.all()
+    return PresetList(presets=[p.info() for p in presets if principal.allows_preset(p.name)])
+
+
+@post(
+    ROUTE_FEEDBACK,
+    status_code=200,
+    summary="Judge an answer (the app's 识别有误? button)",
+    operation_id="feedback",
+    operation_class=body_operation(FeedbackBody, "feedback"),
+)
+async def feedback(request: AnyRequest, services: ServicesDep) -> FeedbackAccepted:
+    """Store ``good``/``bad`` with the judged request's prompt, preset, answer and image hashes.
+
+    Only the key that made the request may judge it; any other request id answers 40401.
+    """
+    principal = await services.gate.authenticate(request.headers, ROUTE_FEEDBACK)
+    context_of(request.scope).key_name = principal.name
+    body = decode_json(await read_body(request, FEEDBACK_MAX_BODY), FeedbackBody)
+    entry = await devex_of(services).submit_feedback(principal.name, body)
+    return FeedbackAccepted(feedback_id=entry.id, request_id=body.request_id)
+
+
+@get(ROUTE_USAGE, summary="This key's usage by day", operation_id="usage")
+async def usage(
+    request: AnyRequest,
+    services: ServicesDep,
+    days: Annotated[int, Parameter(description="How many UTC days, ending today (1-90)")] = 7,
+) -> UsageReport:
+    """Requests, prompt and completion tokens, cache hits and errors by code, per UTC day."""
+    principal = await services.gate.authenticate(request.headers, ROUTE_USAGE)
+    context_of(request.scope).key_name = principal.name
+    return await devex_of(services).usage_report(principal.name, days)
+
+
+DEVEX_ROUTES = [list_presets, feedback, usage]
