@@ -146,7 +146,7 @@ def main() -> None:
         print(f"  {'':10s} sharpness  {_percentiles([m.sharpness for m in measures])}")
 
     scores = score(set_, thresholds)
-    print("\n| class | images | refused as | precision | recall |")
+    print("\n| class | images | judged so | precision | recall |")
     print("|---|---:|---:|---:|---:|")
     for s in scores.values():
         print(f"| {s.label} | {s.support} | {s.predicted} | {s.precision:.3f} | {s.recall:.3f} |")
