@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from gateway import errors
 from gateway.schemas import AppAnswer, ChatCompletion, QwenVLRequest, Usage
 from gateway.settings import Settings
@@ -63,7 +65,7 @@ def build_chat_payload(
     *,
     model: str,
     prompt: str,
-    image_uris: Sequence[str],
+    image_uris: Sequence[str | msgspec.Raw],
     sampling: Sampling,
     system: str | None = None,
     stream: bool = False,

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from gateway import errors
 from gateway.settings import Settings
 
@@ -104,7 +106,9 @@ def _apply_token_cap(request: ChatRequest, settings: Settings) -> None:
     body["max_tokens"] = request.max_tokens = settings.default_max_tokens
 
 
-async def attach_images(request: ChatRequest, uris: Callable[[list[str]], Awaitable[list[str]]]) -> None:
+async def attach_images(
+    request: ChatRequest, uris: Callable[[list[str]], Awaitable[Sequence[str | msgspec.Raw]]]
+) -> None:
     """Replace each image part's URL with the ``data:`` URI the intake produced for it."""
     if not request.image_parts:
         return

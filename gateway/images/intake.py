@@ -19,10 +19,11 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 import httpx
 
 from gateway.errors import GatewayError
+from gateway.images.containers import Parsed
 from gateway.images.fetch import Fetcher, Resolver, make_client
 from gateway.images.geometry import image_prompt_tokens
 from gateway.images.limits import check_count, check_encoded_size, reason_of
-from gateway.images.normalise import Limits, needs_pixels, normalise
+from gateway.images.normalise import Limits, normalise, passthrough_parse
 from gateway.images.prepared import PreparedImage
 from gateway.images.refs import Ref, Source, classify, decode_base64
 from gateway.images.urls import UrlPolicy
@@ -106,14 +107,17 @@ class ImageIntake:
             text = None if ref.source == "url" else ref.text
             data = decode_base64(text) if text is not None else body or b""
             check_encoded_size(len(data), self.settings.image_max_bytes)
-            if len(data) <= INLINE_MAX_BYTES and not needs_pixels(data, limits):
-                return self.process(data, text, ref.source, limits)
+            parsed = passthrough_parse(data, limits) if len(data) <= INLINE_MAX_BYTES else None
+            if parsed is not None:
+                return self.process(data, text, ref.source, limits, parsed)
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, self.process, data, text, ref.source, limits)
 
-    def process(self, data: bytes, text: str | None, source: Source, limits: Limits) -> PreparedImage:
+    def process(
+        self, data: bytes, text: str | None, source: Source, limits: Limits, parsed: Parsed | None = None
+    ) -> PreparedImage:
         """The CPU part for one decoded image: normalise, hash, count tokens (pool, or inline when cheap)."""
-        result = normalise(data, limits)
+        result = normalise(data, limits, parsed)
         tokens = image_prompt_tokens(
             result.height,
             result.width,

@@ -86,28 +86,29 @@ def parse(data: bytes) -> Parsed:
     return Parsed("HEIF", 0, 0, 1, data, needs_decode=True)
 
 
-def needs_pixels(data: bytes, limits: Limits) -> bool:
-    """Whether normalising will decode pixels (resize, rotate, re-encode) — judged by the header.
+def passthrough_parse(data: bytes, limits: Limits) -> Parsed | None:
+    """The parsed container when normalising needs no pixel work (a passthrough), else None.
 
-    False means a passthrough: a header parse, a container walk and a hash, tens of
-    microseconds, cheaper to run inline than to hand to the thread pool. Malformed input
-    answers True, so the full check (and its error) runs in the pool.
+    A passthrough is a header parse, a container walk and a hash: tens of microseconds,
+    cheaper inline than in the thread pool. Malformed input answers None, so the full check
+    (and its error) runs in the pool.
     """
     try:
         parsed = parse(data)
     except ContainerError:
-        return True
+        return None
     if parsed.needs_decode or parsed.orientation != 1 or not parsed.width:
-        return True
-    return exceeds_budget(parsed.height, parsed.width, limits.pixel_budget)
+        return None
+    return None if exceeds_budget(parsed.height, parsed.width, limits.pixel_budget) else parsed
 
 
-def normalise(data: bytes, limits: Limits) -> Normalised:
+def normalise(data: bytes, limits: Limits, parsed: Parsed | None = None) -> Normalised:
     """Validate and normalise one encoded image: 40002 if undecodable, 41301 if over a limit."""
-    try:
-        parsed = parse(data)
-    except ContainerError as exc:
-        raise refuse(ImageUndecodable, f"image is not decodable: {exc}", exc.reason) from None
+    if parsed is None:
+        try:
+            parsed = parse(data)
+        except ContainerError as exc:
+            raise refuse(ImageUndecodable, f"image is not decodable: {exc}", exc.reason) from None
     if parsed.width:  # before Pillow sees it: a bomb is refused on its header alone
         check_pixels(parsed.width, parsed.height, limits.max_pixels, limits.max_side)
     try:

@@ -72,7 +72,7 @@ async def qwen_vl(request: AnyRequest, services: ServicesDep) -> Response[bytes]
         payload = build_chat_payload(
             model=model,
             prompt=prompt,
-            image_uris=[image.data_uri() for image in images],
+            image_uris=[image.json_uri() for image in images],
             sampling=sampling,
             stream=req.stream,
         )

@@ -33,18 +33,22 @@ _NOT_IN_KEY = ("stream", "stream_options", "model", "user")
 
 
 def _key_material(chat: ChatRequest, hashes: list[str], model: str) -> KeyMaterial:
-    """Everything that changes the answer; image URLs stand as their content hashes."""
+    """Everything that changes the answer; image parts stand as their content hashes."""
+    digests = iter(hashes)
+
+    def part_key(part: Any) -> Any:
+        if isinstance(part, dict) and part.get("type") == "image_url":
+            return {"type": "image_url", "sha256": next(digests)}
+        return part
+
+    def message_key(message: dict[str, Any]) -> dict[str, Any]:
+        content = message.get("content")
+        if isinstance(content, list):
+            return {**message, "content": [part_key(part) for part in content]}
+        return message
+
     body = {name: value for name, value in chat.body.items() if name not in _NOT_IN_KEY}
-    body = msgspec.json.decode(msgspec.json.encode(body))  # a deep copy we may edit
-    parts = (
-        part
-        for message in body["messages"]
-        if isinstance(message.get("content"), list)
-        for part in message["content"]
-        if part.get("type") == "image_url"
-    )
-    for part, digest in zip(parts, hashes, strict=True):
-        part["image_url"] = {"sha256": digest}
+    body["messages"] = [message_key(message) for message in chat.body["messages"]]
     return KeyMaterial(image_hashes=hashes, messages=body, model=model)
 
 
@@ -80,8 +84,8 @@ async def chat_completions(request: AnyRequest, services: ServicesDep) -> Respon
             max_model_len=services.upstream.max_model_len,
         )
 
-        async def to_uris(refs: list[str]) -> list[str]:
-            return [image.data_uri() for image in images]
+        async def to_uris(refs: list[str]) -> list[msgspec.Raw]:
+            return [image.json_uri() for image in images]
 
         await attach_images(chat, to_uris)
         n = body.get("n", 1)

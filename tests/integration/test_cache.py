@@ -140,9 +140,12 @@ def test_idempotency_key_replays_at_any_temperature(gateway, emulator) -> None:
 
 @pytest.mark.slow
 def test_coalescing_across_two_processes(redis_url, emulator, tmp_path) -> None:
+    # A generous Redis timeout: 100 requests at once on two busy cores can lag an event loop past
+    # the 0.1 s default, and a timed-out Redis call bypasses the cache by design (not this test's point).
     env = {
         "GATEWAY_UPSTREAM_URLS": emulator.url,
         "GATEWAY_REDIS_URL": redis_url,
+        "GATEWAY_REDIS_TIMEOUT": "2",
         "GATEWAY_AUTH_DISABLED": "true",
         "GATEWAY_DATA_DIR": str(tmp_path),
         "GATEWAY_LOG_LEVEL": "warning",
