@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -27,7 +27,11 @@ from gateway.cache import (
     validate_idempotency_key,
 )
 from gateway.cache import Usage as CacheUsage
+from gateway.chat import Task
 from gateway.constants import IDEMPOTENCY_KEY_HEADER
+from gateway.devex import RequestRecord
+from gateway.http.context import RequestContext
+from gateway.images import PreparedImage
 from gateway.schemas import Usage
 from gateway.services import Services
 from gateway.streaming import StreamResult
@@ -192,3 +196,29 @@ def completion_json(answer: CachedAnswer) -> bytes:
             "usage": usage_of(answer),
         }
     )
+
+
+def remember(
+    services: Services,
+    ctx: RequestContext,
+    *,
+    task: Task | None,
+    client_prompt: str | None,
+    answer: str,
+    model: str,
+    images: Sequence[PreparedImage],
+) -> None:
+    """Keep an answered request for a week, so the app's feedback button can refer to it."""
+    preset = task.preset if task else None
+    record = RequestRecord(
+        request_id=ctx.request_id,
+        key_name=ctx.key_name or "-",
+        route=ctx.route,
+        prompt=client_prompt,
+        answer=answer,
+        model=model,
+        image_sha256=[image.sha256 for image in images],
+        preset=preset.name if preset else None,
+        preset_version=preset.version if preset else None,
+    )
+    services.devex.record_request(record, images=[image.data for image in images])

@@ -9,13 +9,16 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
 
 from gateway import __version__
 from gateway.constants import ROUTE_APP, ROUTE_CHAT, ROUTE_MODELS
-from gateway.http.context import RequestContextMiddleware
+from gateway.http.context import RequestContext, RequestContextMiddleware
 from gateway.http.errors import handle_exception
 from gateway.logging import configure_logging
 from gateway.routes.app_route import qwen_vl
+from gateway.routes.devex import DEVEX_ROUTES
+from gateway.routes.docs import docs_page
 from gateway.routes.openai import chat_completions, list_models
 from gateway.routes.ops import healthz, metrics_route, readyz
 from gateway.services import Services, open_services
@@ -38,6 +41,9 @@ KNOWN_ROUTES = frozenset(
 )
 
 
+USAGE_ROUTES = frozenset({ROUTE_APP, ROUTE_CHAT})
+
+
 def _services(state: State) -> Services:
     services: Services = state.services
     return services
@@ -54,7 +60,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             app.state.services = services
             yield
 
-    handlers = [qwen_vl, chat_completions, list_models, healthz, readyz]
+    handlers = [qwen_vl, chat_completions, list_models, healthz, readyz, *DEVEX_ROUTES, docs_page]
     if settings.metrics_port is None:
         handlers.append(metrics_route)
     app = Litestar(
@@ -64,9 +70,25 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers={Exception: handle_exception},
         request_max_body_size=None,  # read_body enforces GATEWAY_MAX_BODY_BYTES with the contract's 41301
         logging_config=None,
-        openapi_config=OpenAPIConfig(title="vlgw", version=__version__, path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="vlgw",
+            version=__version__,
+            path="/schema",
+            use_handler_docstrings=True,
+            # Only the JSON document: Litestar's UI plugins load from a CDN; /docs works offline.
+            render_plugins=[JsonRenderPlugin()],
+        ),
     )
-    app.asgi_handler = RequestContextMiddleware(app.asgi_handler, KNOWN_ROUTES)
+
+    def count_usage(ctx: RequestContext) -> None:
+        services: Services | None = getattr(app.state, "services", None)
+        if services is None or ctx.key_name is None or ctx.route not in USAGE_ROUTES:
+            return
+        usage = ctx.usage
+        tokens = (usage.prompt_tokens, usage.completion_tokens) if usage is not None else None
+        services.devex.record_usage(ctx.key_name, code=ctx.code, usage=tokens, cached=ctx.cache == "HIT")
+
+    app.asgi_handler = RequestContextMiddleware(app.asgi_handler, KNOWN_ROUTES, on_finish=count_usage)
     return app
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from gateway import errors
+from gateway.presets import Preset
 from gateway.schemas import AppAnswer, ChatCompletion, QwenVLRequest, Usage
 from gateway.settings import Settings
 
@@ -96,3 +97,46 @@ def app_answer(completion: ChatCompletion, *, request_id: str, model: str, cache
         finish_reason=choice.finish_reason,
         cached=cached,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """What an app request asks the model, once its preset (if any) is applied."""
+
+    prompt: str
+    sampling: Sampling
+    preset: Preset | None = None
+
+    @property
+    def system(self) -> str | None:
+        return self.preset.system if self.preset else None
+
+    @property
+    def pixel_budget(self) -> int | None:
+        return self.preset.pixel_budget if self.preset else None
+
+    @property
+    def cache_tag(self) -> str | None:
+        """The preset's name and version: a new version never serves an old version's answers."""
+        return self.preset.cache_tag if self.preset else None
+
+    @property
+    def cache_opt_in(self) -> bool:
+        return bool(self.preset and self.preset.cacheable)
+
+
+def resolve_task(req: QwenVLRequest, settings: Settings, preset: Preset | None) -> Task:
+    """The prompt and sampling of an app request: the preset's template and defaults, then the client's."""
+    if preset is None:
+        if not req.prompt:
+            raise errors.InvalidBody("field `prompt` is required (a non-empty string)", param="prompt")
+        return Task(req.prompt, resolve_sampling(req, settings))
+    sampling = resolve_sampling(
+        req,
+        settings,
+        default_max_tokens=preset.max_tokens,
+        max_tokens_cap=preset.max_tokens_cap,
+        default_temperature=preset.temperature,
+        default_top_p=preset.top_p,
+    )
+    return Task(preset.render(req.prompt), sampling, preset)

@@ -40,6 +40,12 @@ def _keys(args: argparse.Namespace) -> int:
     return run(args, load_settings())
 
 
+def _feedback(args: argparse.Namespace) -> int:
+    from gateway import feedback_cli
+
+    return feedback_cli.run(args, load_settings())
+
+
 def _dev(args: argparse.Namespace) -> int:
     from gateway.devserver import run_dev
 
@@ -66,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys_arguments(sub)
     sub.choices["keys"].set_defaults(func=_keys)
+
+    from gateway import feedback_cli
+
+    feedback = sub.add_parser("feedback", help="export app feedback as JSONL")
+    feedback_cli.add_arguments(feedback)
+    feedback.set_defaults(func=_feedback)
 
     dev = sub.add_parser("dev", help="local try-out: the gateway, plus the emulator when no vLLM answers")
     dev.add_argument("--port", type=int, default=8080)

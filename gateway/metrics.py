@@ -128,5 +128,7 @@ DEVEX_STORE_ERRORS = Counter(
     ["op"],
 )
 DEVEX_DROPPED = Counter(
-    "gateway_devex_dropped", "Request records or usage rows dropped because the write backlog was full", ["kind"]
+    "gateway_devex_dropped",
+    "Request records or usage rows dropped because the write backlog was full",
+    ["kind"],
 )

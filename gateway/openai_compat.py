@@ -30,6 +30,18 @@ class ChatRequest:
     max_tokens: int = 0
     text_chars: int = 0
 
+    def last_user_text(self) -> str | None:
+        """The text of the last user message (what feedback records as the prompt)."""
+        for message in reversed(self.body["messages"]):
+            if message.get("role") != "user":
+                continue
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return "\n".join(str(p.get("text", "")) for p in content if p.get("type") == "text") or None
+        return None
+
     def image_refs(self) -> list[str]:
         return [part["image_url"]["url"] for part in self.image_parts]
 

@@ -12,6 +12,7 @@ from litestar.di import NamedDependency
 
 from gateway.auth import build_key_manager
 from gateway.cache import IdempotencyStore, ResponseCache
+from gateway.devex import DevEx, open_devex
 from gateway.gate import Gate
 from gateway.images import ImageIntake
 from gateway.limits import Limiter
@@ -33,6 +34,7 @@ class Services:
     gate: Gate
     cache: ResponseCache
     idempotency: IdempotencyStore
+    devex: DevEx
     redis: ResilientRedis | None = None
     draining: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
@@ -91,6 +93,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             stack.callback(db.close)
         keys = build_key_manager(settings, redis, db)
         stack.push_async_callback(keys.aclose)
+        devex = await stack.enter_async_context(open_devex(settings, redis, db))
         services = Services(
             settings=settings,
             upstream=upstream,
@@ -98,6 +101,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             gate=Gate(keys, Limiter.from_settings(settings, redis)),
             cache=ResponseCache.from_settings(settings, redis),
             idempotency=IdempotencyStore.from_settings(settings, redis),
+            devex=devex,
             redis=redis,
         )
         await upstream.discover()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ class RequestContext:
     key_name: str | None = None
     cache: str | None = None
     replica: str | None = None
+    usage: Any = None  # the upstream's usage when tokens were spent (prompt_tokens, completion_tokens)
     fields: dict[str, Any] = field(default_factory=dict)
 
 
@@ -54,9 +56,15 @@ def context_of(scope: Scope) -> RequestContext:
 class RequestContextMiddleware:
     """Assigns the request id, adds the header, logs one line and counts the request."""
 
-    def __init__(self, app: ASGIApp, known_routes: frozenset[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        known_routes: frozenset[str],
+        on_finish: Callable[[RequestContext], None] | None = None,
+    ) -> None:
         self.app = app
         self.known_routes = known_routes
+        self.on_finish = on_finish
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -87,12 +95,14 @@ class RequestContextMiddleware:
         finally:
             metrics.INFLIGHT.labels(route=route).dec()
             self._finish(ctx, scope)
+            if self.on_finish is not None:
+                self.on_finish(ctx)
             structlog.contextvars.clear_contextvars()
 
     @staticmethod
     def _finish(ctx: RequestContext, scope: HTTPScope) -> None:
         seconds = time.perf_counter() - ctx.started
-        code = ctx.code if ctx.code or ctx.status < 400 else ctx.status * 100 + 1
+        code = ctx.code = ctx.code if ctx.code or ctx.status < 400 else ctx.status * 100 + 1
         metrics.REQUESTS.labels(route=ctx.route, code=str(code)).inc()
         metrics.REQUEST_DURATION.labels(route=ctx.route).observe(seconds)
         if scope["path"] in _UNLOGGED_PATHS:

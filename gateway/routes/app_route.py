@@ -13,23 +13,31 @@ from gateway.answers import (
     cached_from_stream,
     cached_from_upstream,
     plan_cache,
+    remember,
     replay_app_stream,
     usage_of,
 )
 from gateway.cache import CachedAnswer, CacheMode, KeyMaterial
-from gateway.chat import build_chat_payload, resolve_sampling
+from gateway.chat import Task, build_chat_payload, resolve_task
 from gateway.constants import CACHE_STATUS_HEADER, ROUTE_APP, TRACEPARENT_HEADER
+from gateway.devex.openapi import body_operation
 from gateway.gate import Pass, estimate_tokens, text_tokens_lower
 from gateway.http.body import decode_json, read_body
 from gateway.http.context import RequestContext, context_of
 from gateway.http.types import AnyRequest
-from gateway.images import check_context
+from gateway.images import PreparedImage, check_context
 from gateway.schemas import AppAnswer, QwenVLRequest
 from gateway.services import Services, ServicesDep
 from gateway.streaming import SSE_HEADERS, StreamResult, primed, relay_app
 
 
-@post(ROUTE_APP, status_code=200, summary="Ask about an image", operation_id="qwenVl")
+@post(
+    ROUTE_APP,
+    status_code=200,
+    summary="Ask about an image",
+    operation_id="qwenVl",
+    operation_class=body_operation(QwenVLRequest, "qwenVl"),
+)
 async def qwen_vl(request: AnyRequest, services: ServicesDep) -> Response[bytes] | Stream:
     """One image (or a few) and a prompt in; ``{code, text, usage}`` out (or SSE with ``stream``)."""
     ctx = context_of(request.scope)
@@ -43,56 +51,61 @@ async def qwen_vl(request: AnyRequest, services: ServicesDep) -> Response[bytes]
         raise errors.InvalidBody("field `image` needs at least one image", param="image")
     if len(refs) > settings.image_max_images:
         raise errors.TooManyImages(f"at most {settings.image_max_images} images per request", param="image")
-    if not req.prompt:
-        raise errors.InvalidBody("field `prompt` is required (a non-empty string)", param="prompt")
-    prompt = req.prompt
-    sampling = resolve_sampling(req, settings)
+    task = resolve_task(req, settings, services.devex.resolve_preset(principal, req.preset))
     model = await services.upstream.model()
-    text_bytes = len(prompt.encode())
+    text_bytes = len(task.prompt.encode()) + len((task.system or "").encode())
+    budget = task.pixel_budget or settings.image_pixel_budget
     admitted = await services.gate.admit(
         principal,
         estimated_tokens=estimate_tokens(
             text_bytes=text_bytes,
-            messages=1,
+            messages=2 if task.system else 1,
             images=len(refs),
-            pixel_budget=settings.image_pixel_budget,
-            max_tokens=sampling.max_tokens,
+            pixel_budget=budget,
+            max_tokens=task.sampling.max_tokens,
         ),
     )
     handed_over = False
     usage = None
     try:
-        images = await services.intake.prepare(refs)
+        images = await services.intake.prepare(refs, pixel_budget=task.pixel_budget)
+        if services.devex.precheck_wanted(req.precheck, task.preset):
+            await services.devex.precheck(images)
         check_context(
             text_tokens=text_tokens_lower(text_bytes),
             images=images,
-            max_tokens=sampling.max_tokens,
+            max_tokens=task.sampling.max_tokens,
             max_model_len=services.upstream.max_model_len,
         )
         payload = build_chat_payload(
             model=model,
-            prompt=prompt,
+            prompt=task.prompt,
+            system=task.system,
+            sampling=task.sampling,
             image_uris=[image.json_uri() for image in images],
-            sampling=sampling,
             stream=req.stream,
         )
         material = KeyMaterial(
             image_hashes=[image.sha256 for image in images],
-            messages={"prompt": prompt},
+            messages={"prompt": task.prompt},
             model=model,
-            sampling=sampling.as_fields(),
+            preset=task.cache_tag,
+            sampling=task.sampling.as_fields(),
         )
         plan = plan_cache(
             services,
             request.headers,
             owner=principal.name,
             material=material,
-            temperature=sampling.temperature,
+            temperature=task.sampling.temperature,
+            opt_in=task.cache_opt_in,
         )
         trace = request.headers.get(TRACEPARENT_HEADER)
         if req.stream:
             handed_over = True
-            return await _stream(services, ctx, admitted, plan, payload, trace, model)
+            return await _stream(
+                services, ctx, admitted, plan, payload, trace, (task, req.prompt, images, model)
+            )
 
         async def compute() -> CachedAnswer:
             answer = await services.upstream.chat(payload, request_id=ctx.request_id, trace=trace)
@@ -105,6 +118,7 @@ async def qwen_vl(request: AnyRequest, services: ServicesDep) -> Response[bytes]
         ctx.cache = status
         cached = status in ("HIT", "COALESCED")
         usage = None if cached else usage_of(answer)
+        ctx.usage = usage
         result = AppAnswer(
             text=answer.text,
             usage=usage_of(answer),
@@ -112,6 +126,15 @@ async def qwen_vl(request: AnyRequest, services: ServicesDep) -> Response[bytes]
             model=answer.model or model,
             finish_reason=answer.finish_reason,
             cached=cached,
+        )
+        remember(
+            services,
+            ctx,
+            task=task,
+            client_prompt=req.prompt,
+            answer=answer.text,
+            model=result.model,
+            images=images,
         )
         headers = {**admitted.headers(), CACHE_STATUS_HEADER: status}
         return Response(content=msgspec.json.encode(result), media_type="application/json", headers=headers)
@@ -127,15 +150,25 @@ async def _stream(
     plan: CachePlan,
     payload: dict[str, object],
     trace: str | None,
-    model: str,
+    about: tuple[Task, str | None, list[PreparedImage], str],
 ) -> Stream:
     """SSE answer: a replay of a cached answer, or the upstream stream relayed (and then stored)."""
+    task, client_prompt, images, model = about
     headers = {**SSE_HEADERS, **admitted.headers()}
     try:
         hit = await services.cache.get(plan.key) if plan.key and plan.mode is CacheMode.USE else None
         if hit is not None:
             ctx.cache = "HIT"
             await admitted.settle(None)
+            remember(
+                services,
+                ctx,
+                task=task,
+                client_prompt=client_prompt,
+                answer=hit.text,
+                model=hit.model,
+                images=images,
+            )
             return Stream(
                 replay_app_stream(hit, ctx.request_id),
                 media_type="text/event-stream",
@@ -150,9 +183,21 @@ async def _stream(
 
     async def done(result: StreamResult) -> None:
         await admitted.settle(result.usage)
+        if result.usage is not None:
+            ctx.usage = result.usage
         stored = cached_from_stream(result, model) if plan.active and plan.key else None
         if stored is not None and plan.key is not None:
             await services.cache.store(plan.key, stored)
+        if result.completed and not result.failed:
+            remember(
+                services,
+                ctx,
+                task=task,
+                client_prompt=client_prompt,
+                answer=result.text,
+                model=result.model or model,
+                images=images,
+            )
 
     relay = relay_app(stream, request_id=ctx.request_id, route=ctx.route, started=ctx.started, on_done=done)
     return Stream(

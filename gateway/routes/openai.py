@@ -15,6 +15,7 @@ from gateway.answers import (
     cached_from_upstream,
     completion_json,
     plan_cache,
+    remember,
     replay_openai_stream,
     usage_of,
 )
@@ -115,6 +116,17 @@ async def chat_completions(request: AnyRequest, services: ServicesDep) -> Respon
 
             async def done(result: StreamResult) -> None:
                 await admitted.settle(result.usage)
+                ctx.usage = result.usage
+                if result.completed and not result.failed:
+                    remember(
+                        services,
+                        ctx,
+                        task=None,
+                        client_prompt=chat.last_user_text(),
+                        answer=result.text,
+                        model=result.model or model,
+                        images=images,
+                    )
                 stored = cached_from_stream(result, model) if plan.active and plan.key else None
                 if stored is not None and plan.key is not None:
                     await services.cache.store(plan.key, stored)
@@ -137,7 +149,16 @@ async def chat_completions(request: AnyRequest, services: ServicesDep) -> Respon
             services, plan, compute, headers=request.headers, owner=principal.name, body=raw
         )
         ctx.cache = status
-        usage = None if status in ("HIT", "COALESCED") else usage_of(answer)
+        usage = ctx.usage = None if status in ("HIT", "COALESCED") else usage_of(answer)
+        remember(
+            services,
+            ctx,
+            task=None,
+            client_prompt=chat.last_user_text(),
+            answer=answer.text,
+            model=answer.model or model,
+            images=images,
+        )
         return Response(
             content=completion_json(answer),
             media_type="application/json",
