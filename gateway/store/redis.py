@@ -32,7 +32,9 @@ class StoreUnavailable(Exception):
 class ResilientRedis:
     """A redis-py asyncio client behind a per-call timeout and a circuit breaker."""
 
-    def __init__(self, url: str, *, timeout: float, breaker_failures: int, breaker_reset_seconds: float) -> None:
+    def __init__(
+        self, url: str, *, timeout: float, breaker_failures: int, breaker_reset_seconds: float
+    ) -> None:
         self.timeout = timeout
         self.breaker_failures = breaker_failures
         self.breaker_reset_seconds = breaker_reset_seconds
