@@ -3,7 +3,7 @@
 UV ?= uv
 PY := $(UV) run --frozen
 
-.PHONY: help setup run test lint typecheck unit bench clean
+.PHONY: help setup run test lint fmt unit bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -24,6 +24,10 @@ lint: ## ruff format check, ruff lint, mypy --strict on gateway/
 	@$(PY) ruff format --check gateway tests bench
 	@$(PY) ruff check gateway tests bench
 	@$(PY) mypy gateway
+
+fmt: setup ## format and auto-fix (ruff)
+	@$(PY) ruff format gateway tests bench
+	@$(PY) ruff check --fix gateway tests bench
 
 unit: setup ## the fast unit tests only
 	@$(PY) pytest tests/unit -q

@@ -28,8 +28,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.images import photo_jpeg  # noqa: E402
-from tests.servers import free_port  # noqa: E402
+from tests.images import photo_jpeg
+from tests.servers import free_port
 
 LUA = """
 wrk.method = "POST"
@@ -86,8 +86,21 @@ def run_wrk(url: str, body: Path, key: str, conc: int, duration: float, lua: Pat
     threads = 1 if conc == 1 else 2
     env = {**os.environ, "BENCH_BODY": str(body), "BENCH_KEY": key}
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{conc}", f"-d{max(1, round(duration))}s", "--latency", "-s", str(lua), url],
-        env=env, capture_output=True, text=True, check=True, timeout=duration + 60,
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{conc}",
+            f"-d{max(1, round(duration))}s",
+            "--latency",
+            "-s",
+            str(lua),
+            url,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=duration + 60,
     ).stdout
     return parse_wrk(out)
 
@@ -107,9 +120,23 @@ def main() -> int:
     photo = photo_jpeg(1024, 768, quality=80, seed=3)
     b64 = base64.b64encode(photo).decode()
     direct_body = tmp / "direct.json"
-    direct_body.write_text(json.dumps({"model": "qwen3-vl-8b", "max_tokens": 64, "messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{b64}"}},
-        {"type": "text", "text": "请描述这张图片的内容"}]}]}))
+    direct_body.write_text(
+        json.dumps(
+            {
+                "model": "qwen3-vl-8b",
+                "max_tokens": 64,
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{b64}"}},
+                            {"type": "text", "text": "请描述这张图片的内容"},
+                        ],
+                    }
+                ],
+            }
+        )
+    )
     gateway_body = tmp / "gateway.json"
     gateway_body.write_text(json.dumps({"image": b64, "prompt": "请描述这张图片的内容", "max_tokens": 64}))
     lua = tmp / "post.lua"
@@ -119,20 +146,36 @@ def main() -> int:
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     emulator = subprocess.Popen(
         [sys.executable, "-m", "gateway", "emulator", "--port", str(emu_port), "--request-log-size", "0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=base_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=base_env,
     )
-    env = {**base_env, "GATEWAY_UPSTREAM_URLS": f"http://127.0.0.1:{emu_port}", "GATEWAY_DATA_DIR": str(tmp),
-           "GATEWAY_CACHE_ENABLED": "false", "GATEWAY_PORT": str(gw_port), "GATEWAY_HOST": "127.0.0.1",
-           "GATEWAY_WORKERS": str(args.workers)}
-    key = subprocess.run([sys.executable, "-m", "gateway", "keys", "create", "--name", "bench"], env=env,
-                         capture_output=True, text=True, check=True).stdout.strip()
+    env = {
+        **base_env,
+        "GATEWAY_UPSTREAM_URLS": f"http://127.0.0.1:{emu_port}",
+        "GATEWAY_DATA_DIR": str(tmp),
+        "GATEWAY_CACHE_ENABLED": "false",
+        "GATEWAY_PORT": str(gw_port),
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_WORKERS": str(args.workers),
+    }
+    key = subprocess.run(
+        [sys.executable, "-m", "gateway", "keys", "create", "--name", "bench"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     log = open(tmp / "gateway.log", "w")  # noqa: SIM115  (the access log goes somewhere real)
     gateway = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=env, stdout=log, stderr=log)
     try:
         wait_http(f"http://127.0.0.1:{emu_port}/health")
         wait_http(f"http://127.0.0.1:{gw_port}/readyz")
-        print(f"photo: {len(photo)} bytes JPEG 1024x768; gateway workers: {args.workers}; runs: {args.runs} "
-              f"x {args.duration}s per concurrency and path", flush=True)
+        print(
+            f"photo: {len(photo)} bytes JPEG 1024x768; gateway workers: {args.workers}; runs: {args.runs} "
+            f"x {args.duration}s per concurrency and path",
+            flush=True,
+        )
         direct_url = f"http://127.0.0.1:{emu_port}/v1/chat/completions"
         gateway_url = f"http://127.0.0.1:{gw_port}/v1/qwen-vl"
         for url, body, k in ((direct_url, direct_body, ""), (gateway_url, gateway_body, key)):
@@ -148,24 +191,32 @@ def main() -> int:
                 if direct["non_2xx"] or through["non_2xx"]:
                     raise RuntimeError(f"errors during the run: direct={direct} gateway={through}")
                 for name, value in (
-                    ("direct_p50", direct["p50_ms"]), ("direct_p99", direct["p99_ms"]), ("direct_rps", direct["rps"]),
-                    ("gw_p50", through["p50_ms"]), ("gw_p99", through["p99_ms"]), ("gw_rps", through["rps"]),
+                    ("direct_p50", direct["p50_ms"]),
+                    ("direct_p99", direct["p99_ms"]),
+                    ("direct_rps", direct["rps"]),
+                    ("gw_p50", through["p50_ms"]),
+                    ("gw_p99", through["p99_ms"]),
+                    ("gw_rps", through["rps"]),
                     ("added_p50", through["p50_ms"] - direct["p50_ms"]),
                     ("ratio_p50", through["p50_ms"] / direct["p50_ms"]),
-                    ("rps_ratio", through["rps"] / direct["rps"]), ("gw_cpu_ms", cpu_ms),
+                    ("rps_ratio", through["rps"] / direct["rps"]),
+                    ("gw_cpu_ms", cpu_ms),
                 ):
                     series.setdefault(name, []).append(value)
             results[str(conc)] = series
             med = {name: statistics.median(values) for name, values in series.items()}
             print(
                 f"c={conc:<3} direct p50 {med['direct_p50']:7.2f} ms p99 {med['direct_p99']:7.2f} ms "
-                f"{med['direct_rps']:7.0f} rps | gateway p50 {med['gw_p50']:7.2f} ms p99 {med['gw_p99']:7.2f} ms "
+                f"{med['direct_rps']:7.0f} rps | gateway p50 {med['gw_p50']:7.2f} ms "
+                f"p99 {med['gw_p99']:7.2f} ms "
                 f"{med['gw_rps']:7.0f} rps | added p50 {med['added_p50']:+6.2f} ms (x{med['ratio_p50']:.2f}) "
                 f"| rps ratio {med['rps_ratio']:.2f} | gateway CPU {med['gw_cpu_ms']:.2f} ms/req",
                 flush=True,
             )
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"args": vars(args) | {"out": str(args.out)}, "results": results}, indent=1))
+        args.out.write_text(
+            json.dumps({"args": vars(args) | {"out": str(args.out)}, "results": results}, indent=1)
+        )
     finally:
         gateway.terminate()
         emulator.terminate()

@@ -15,6 +15,7 @@ from gateway import __version__
 from gateway.constants import ROUTE_APP, ROUTE_CHAT, ROUTE_MODELS
 from gateway.http.context import RequestContext, RequestContextMiddleware
 from gateway.http.errors import handle_exception
+from gateway.lifecycle import install_drain_on_sigterm
 from gateway.logging import configure_logging
 from gateway.routes.app_route import qwen_vl
 from gateway.routes.devex import DEVEX_ROUTES
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with open_services(settings) as services:
             app.state.services = services
+            install_drain_on_sigterm(services, settings.shutdown_drain_seconds)
             yield
 
     handlers = [qwen_vl, chat_completions, list_models, healthz, readyz, *DEVEX_ROUTES, docs_page]

@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     port: int = Field(8080, ge=1, le=65535)
     workers: int = Field(1, ge=1, le=64)
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
-    shutdown_grace_seconds: float = Field(30.0, ge=0)
+    shutdown_grace_seconds: float = Field(30.0, ge=0)  # in-flight requests and streams may finish
+    shutdown_drain_seconds: float = Field(2.0, ge=0)  # /readyz says 503 this long before closing
     metrics_port: int | None = Field(None, ge=1, le=65535)
     metrics_token: SecretStr | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -22,7 +22,11 @@ BODY = {"image": bare_b64(png_bytes()), "prompt": "hi", "max_tokens": 16}
 def create_key(env: dict[str, str], name: str, *flags: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "gateway", "keys", "create", "--name", name, *flags],
-        env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=True, timeout=30,
+        env={**env, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     )
     key = result.stdout.strip()
     assert key.startswith("vlgw_"), result
@@ -48,7 +52,9 @@ def two_gateways(redis_url, emulator, tmp_path):
 def hammer(gateways, key: str, total: int, body=BODY, workers: int = 16) -> list[httpx.Response]:
     def one(i: int) -> httpx.Response:
         gw = gateways[i % len(gateways)]
-        return httpx.post(f"{gw.url}/v1/qwen-vl", json=body, headers={"authorization": f"Bearer {key}"}, timeout=30)
+        return httpx.post(
+            f"{gw.url}/v1/qwen-vl", json=body, headers={"authorization": f"Bearer {key}"}, timeout=30
+        )
 
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         return list(pool.map(one, range(total)))
@@ -114,7 +120,9 @@ def test_revoked_key_stops_on_both_processes(two_gateways) -> None:
     env, gateways = two_gateways
     key = create_key(env, "app-revoke")
     assert [r.status_code for r in hammer(gateways, key, 2)] == [200, 200]
-    subprocess.run([sys.executable, "-m", "gateway", "keys", "revoke", "app-revoke"], env=env, check=True, timeout=30)
+    subprocess.run(
+        [sys.executable, "-m", "gateway", "keys", "revoke", "app-revoke"], env=env, check=True, timeout=30
+    )
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         codes = [r.status_code for r in hammer(gateways, key, 2)]
@@ -173,7 +181,9 @@ def test_redis_pause_and_restart_during_load(emulator, tmp_path) -> None:
             time.sleep(0.1)
         recovered_after = time.monotonic() - back
         results += hammer([gw], key, 10, workers=4)
-        assert not [r for r in results if r.status_code >= 500], [r.text for r in results if r.status_code >= 500]
+        assert not [r for r in results if r.status_code >= 500], [
+            r.text for r in results if r.status_code >= 500
+        ]
         assert all(r.status_code == 200 for r in results)
         assert degraded["store"]["ok"] is False
         assert recovered_after < 5
