@@ -210,6 +210,8 @@ def remember(
 ) -> None:
     """Keep an answered request for a week, so the app's feedback button can refer to it."""
     preset = task.preset if task else None
+    if services.settings.log_prompts:  # user data: only when the operator asks for it
+        ctx.fields["prompt"] = client_prompt
     record = RequestRecord(
         request_id=ctx.request_id,
         key_name=ctx.key_name or "-",
