@@ -11,7 +11,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
-from gateway import __version__
+from gateway import __version__, metrics
 from gateway.constants import ROUTE_APP, ROUTE_CHAT, ROUTE_MODELS
 from gateway.http.context import RequestContext, RequestContextMiddleware
 from gateway.http.errors import handle_exception
@@ -88,6 +88,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             return
         usage = ctx.usage
         tokens = (usage.prompt_tokens, usage.completion_tokens) if usage is not None else None
+        if tokens is not None:
+            metrics.TOKENS.labels(direction="prompt").inc(tokens[0])
+            metrics.TOKENS.labels(direction="completion").inc(tokens[1])
         services.devex.record_usage(ctx.key_name, code=ctx.code, usage=tokens, cached=ctx.cache == "HIT")
 
     app.asgi_handler = RequestContextMiddleware(app.asgi_handler, KNOWN_ROUTES, on_finish=count_usage)
