@@ -16,11 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gateway import errors
 from gateway.upstream.replica import Replica
+
+MIN_RETRY_AFTER = 1.0
+MAX_RETRY_AFTER = 30.0
 
 # Tries to reserve a replica for (affinity, exclude): the replica (already counted in flight),
 # None when all are at their cap, or raises ServiceUnavailable when none is eligible at all.
@@ -107,3 +110,26 @@ class AdmissionQueue:
             future.cancel()
         elif not future.cancelled() and future.exception() is None:
             self._release(future.result())
+
+
+def shed_retry_after(queue_timeout: float) -> float:
+    """Retry-After for a request shed because every replica is at its cap."""
+    return min(max(queue_timeout, MIN_RETRY_AFTER), MAX_RETRY_AFTER)
+
+
+def unavailable(
+    replicas: Sequence[Replica], now: float, exclude: frozenset[str], fallback: float
+) -> errors.ServiceUnavailable:
+    """The 503 when no replica may take a request, with Retry-After at the soonest one may again."""
+    candidates = [r for r in replicas if r.name not in exclude]
+    if not candidates:
+        message = "no other upstream replica to try" if exclude else "no upstream replica configured"
+        return errors.ServiceUnavailable(message, retry_after=MIN_RETRY_AFTER)
+    waits = [r.overloaded_until - now for r in candidates if r.healthy and r.overloaded_until > now]
+    waits += [r.ejected_until - now for r in candidates if r.healthy and r.ejected_until is not None]
+    soonest = min(waits, default=fallback)  # fallback: the next health check
+    if all(r.healthy and r.overloaded_until > now for r in candidates):
+        message = "every upstream replica is overloaded"
+    else:
+        message = "no healthy upstream replica"
+    return errors.ServiceUnavailable(message, retry_after=min(max(soonest, MIN_RETRY_AFTER), MAX_RETRY_AFTER))

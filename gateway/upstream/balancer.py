@@ -33,7 +33,7 @@ Decision = Literal["affinity_hit", "affinity_overflow", "least_outstanding", "ro
 LoadFn = Callable[[Replica], float]
 
 SLOW_RATIO = 1.5  # latency over this × the typical replica's marks a replica as slow
-LATENCY_FLOOR = 0.05  # seconds added to both sides of the ratio: millisecond jitter is not slowness
+LATENCY_FLOOR = 0.01  # seconds added to both sides of the ratio: millisecond jitter is not slowness
 
 
 def rendezvous_weight(key: str, url: str) -> int:

@@ -23,6 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
+from gateway.upstream.replica import Replica
+
 log = structlog.get_logger("gateway.upstream")
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -144,3 +146,23 @@ class UrlSource:
         if not addresses:
             return [url]  # never resolved: keep the name, health checks will judge it
         return [_with_host(url, address) for address in addresses]
+
+
+def reconcile(
+    current: list[Replica], urls: list[str], names: dict[str, str], *, healthy: bool
+) -> tuple[list[Replica], list[Replica], list[Replica]]:
+    """The replicas for ``urls`` (existing ones keep their state), and those added and removed.
+
+    ``names`` maps every URL ever seen to its name, so a URL that leaves and comes back gets
+    its old name, and a name is never given to another URL.
+    """
+    by_url = {r.url: r for r in current}
+    added: list[Replica] = []
+    replicas: list[Replica] = []
+    for url in urls:
+        replica = by_url.pop(url, None)
+        if replica is None:
+            replica = Replica(name=names.setdefault(url, f"r{len(names)}"), url=url, healthy=healthy)
+            added.append(replica)
+        replicas.append(replica)
+    return replicas, added, list(by_url.values())

@@ -21,14 +21,17 @@ import structlog
 from gateway import errors, metrics
 from gateway.settings import Settings
 from gateway.upstream import balancer, health
-from gateway.upstream.admission import AdmissionQueue, QueueFull
-from gateway.upstream.discovery import Resolver, UrlSource
+from gateway.upstream.admission import (
+    MIN_RETRY_AFTER,
+    AdmissionQueue,
+    QueueFull,
+    shed_retry_after,
+    unavailable,
+)
+from gateway.upstream.discovery import Resolver, UrlSource, reconcile
 from gateway.upstream.replica import FAILURES, Outcome, Replica
 
 log = structlog.get_logger("gateway.upstream")
-
-MIN_RETRY_AFTER = 1.0
-MAX_RETRY_AFTER = 30.0
 
 
 class ReplicaPool:
@@ -165,22 +168,7 @@ class ReplicaPool:
     def snapshot(self) -> dict[str, Any]:
         """Per replica, for /readyz and operators: URL, health, ejection, load, last error."""
         now = self._clock()
-        out: dict[str, Any] = {}
-        for r in self._replicas:
-            out[r.name] = {
-                "url": r.url,
-                "healthy": r.healthy,
-                "in_rotation": r.in_rotation(),
-                "ejected": r.ejected_until is not None,
-                "ejected_for": round(max(0.0, r.ejected_until - now), 3) if r.ejected_until else 0.0,
-                "overloaded_for": round(max(0.0, r.overloaded_until - now), 3),
-                "inflight": r.inflight,
-                "model_listed": self._model is not None and self._model in r.models,
-                "last_error": r.last_error,
-                "waiting": r.waiting if r.scraped_at is not None else None,
-                "kv_cache_usage": r.kv_usage if r.scraped_at is not None else None,
-            }
-        return out
+        return {r.name: r.describe(now, self._model) for r in self._replicas}
 
     # --- background work ---------------------------------------------------------------------------
 
@@ -233,25 +221,15 @@ class ReplicaPool:
 
     def _apply(self, urls: list[str], *, healthy: bool) -> list[Replica]:
         """Make the replica list match ``urls``, keeping state (and names) of those that stay."""
-        current = {r.url: r for r in self._replicas}
-        added: list[Replica] = []
-        replicas: list[Replica] = []
-        for url in urls:
-            replica = current.pop(url, None)
-            if replica is None:
-                name = self._names.setdefault(url, f"r{len(self._names)}")
-                replica = Replica(name=name, url=url, healthy=healthy)
-                added.append(replica)
-            replicas.append(replica)
-        self._replicas = replicas
-        for gone in current.values():  # in-flight leases keep their object until released
+        self._replicas, added, removed = reconcile(self._replicas, urls, self._names, healthy=healthy)
+        for gone in removed:  # in-flight leases keep their object until released
             metrics.UPSTREAM_HEALTHY.labels(replica=gone.name).set(0)
-        if added or current:
+        if added or removed:
             log.info(
                 "upstream_replicas_changed",
                 added=[r.name for r in added],
-                removed=[r.name for r in current.values()],
-                replicas=len(replicas),
+                removed=[r.name for r in removed],
+                replicas=len(self._replicas),
             )
         for replica in added:
             self._publish(replica)
@@ -272,13 +250,15 @@ class ReplicaPool:
         except QueueFull:
             metrics.ADMISSION_REJECTIONS.inc()
             raise errors.ServiceUnavailable(
-                "every upstream replica is at capacity", retry_after=self._shed_retry_after()
+                "every upstream replica is at capacity",
+                retry_after=shed_retry_after(self.settings.upstream_queue_timeout),
             ) from None
         except TimeoutError:
             metrics.ADMISSION_REJECTIONS.inc()
             metrics.QUEUE_WAIT.observe(self._clock() - started)
             raise errors.ServiceUnavailable(
-                "timed out waiting for an upstream slot", retry_after=self._shed_retry_after()
+                "timed out waiting for an upstream slot",
+                retry_after=shed_retry_after(self.settings.upstream_queue_timeout),
             ) from None
         metrics.QUEUE_WAIT.observe(self._clock() - started)
         return replica
@@ -288,7 +268,7 @@ class ReplicaPool:
         now = self._clock()
         eligible = [r for r in self._replicas if r.name not in exclude and r.eligible(now)]
         if not eligible:
-            raise self._unavailable(now, exclude)
+            raise unavailable(self._replicas, now, exclude, self.settings.upstream_health_interval)
         cap = self.settings.upstream_max_inflight
         free = [r for r in eligible if r.has_room(now, cap)]
         if not free:
@@ -340,24 +320,3 @@ class ReplicaPool:
 
     def _publish(self, replica: Replica) -> None:
         metrics.UPSTREAM_HEALTHY.labels(replica=replica.name).set(1 if replica.in_rotation() else 0)
-
-    # --- Retry-After ----------------------------------------------------------------------------------
-
-    def _unavailable(self, now: float, exclude: frozenset[str]) -> errors.ServiceUnavailable:
-        candidates = [r for r in self._replicas if r.name not in exclude]
-        if not candidates:
-            message = "no other upstream replica to try" if exclude else "no upstream replica configured"
-            return errors.ServiceUnavailable(message, retry_after=MIN_RETRY_AFTER)
-        # The soonest moment one of them may take traffic again.
-        waits = [r.overloaded_until - now for r in candidates if r.healthy and r.overloaded_until > now]
-        waits += [r.ejected_until - now for r in candidates if r.healthy and r.ejected_until is not None]
-        soonest = min(waits, default=self.settings.upstream_health_interval)
-        if all(r.healthy and r.overloaded_until > now for r in candidates):
-            message = "every upstream replica is overloaded"
-        else:
-            message = "no healthy upstream replica"
-        retry_after = min(max(soonest, MIN_RETRY_AFTER), MAX_RETRY_AFTER)
-        return errors.ServiceUnavailable(message, retry_after=retry_after)
-
-    def _shed_retry_after(self) -> float:
-        return min(max(self.settings.upstream_queue_timeout, MIN_RETRY_AFTER), MAX_RETRY_AFTER)

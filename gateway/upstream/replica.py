@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Outcome = Literal["ok", "connect_error", "timeout", "server_error", "overloaded"]
 FAILURES: frozenset[str] = frozenset({"connect_error", "timeout", "server_error"})
@@ -116,6 +116,24 @@ class Replica:
     def lease_ended(self, started: float) -> None:
         self.timed -= 1
         self.started_sum = self.started_sum - started if self.timed else 0.0
+
+    def describe(self, now: float, model: str | None) -> dict[str, Any]:
+        """Its state for /readyz and operators (the URL is fine there; never in metrics)."""
+        scraped = self.scraped_at is not None
+        return {
+            "url": self.url,
+            "healthy": self.healthy,
+            "in_rotation": self.in_rotation(),
+            "ejected": self.ejected_until is not None,
+            "ejected_for": round(max(0.0, self.ejected_until - now), 3) if self.ejected_until else 0.0,
+            "overloaded_for": round(max(0.0, self.overloaded_until - now), 3),
+            "inflight": self.inflight,
+            "model_listed": model is not None and model in self.models,
+            "last_error": self.last_error,
+            "latency_ms": None if self.latency is None else round(self.latency * 1000, 1),
+            "waiting": self.waiting if scraped else None,
+            "kv_cache_usage": self.kv_usage if scraped else None,
+        }
 
     # --- transitions (the pool calls these and publishes metrics) -------------------------------
 

@@ -101,11 +101,13 @@ async def test_failed_probe_ejects_again_for_longer(pool_factory: PoolFactory) -
     assert r0.ejected_until == clock.now + 10
     lengths = []
     for _ in range(3):
-        clock.now = r0.ejected_until  # type: ignore[assignment]
+        assert r0.ejected_until is not None
+        clock.now = r0.ejected_until
         async with pool.lease() as probe:
             assert probe is r0
             pool.report(probe, "connect_error")
-        lengths.append(r0.ejected_until - clock.now)  # type: ignore[operator]
+        assert r0.ejected_until is not None
+        lengths.append(r0.ejected_until - clock.now)
     assert lengths == [20, 25, 25]  # doubling, capped
 
 
