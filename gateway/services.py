@@ -20,6 +20,7 @@ from gateway.settings import Settings
 from gateway.store.embedded import EmbeddedDB
 from gateway.store.redis import ResilientRedis
 from gateway.upstream.client import UpstreamClient, build_http_client, build_session
+from gateway.upstream.pool import ReplicaPool
 
 log = structlog.get_logger("gateway")
 
@@ -41,29 +42,24 @@ class Services:
 
     async def readiness(self) -> dict[str, Any]:
         """What ``/readyz`` reports: each dependency and an overall verdict."""
-        replicas = await self.upstream.readiness()
-        upstream_ok = any(r["healthy"] for r in replicas.values())
-        model_known = self.upstream.known_model is not None
+        pool = self.upstream.pool
+        upstream_ok = pool.ready()
+        model_known = pool.model is not None
         if self.redis is None:
             store: dict[str, Any] = {"backend": "embedded", "ok": True}
         else:
             store = {"backend": "redis", "ok": await self.redis.ping(), **self.redis.info()}
-        ready = upstream_ok and model_known and store["ok"] and not self.draining
-        not_ready = [
-            name
-            for name, ok in (
-                ("upstream", upstream_ok),
-                ("model", model_known),
-                ("store", store["ok"]),
-                ("draining", not self.draining),
-            )
-            if not ok
-        ]
+        checks = {
+            "upstream": upstream_ok,
+            "model": model_known,
+            "store": store["ok"],
+            "draining": not self.draining,
+        }
         return {
-            "ready": ready,
-            "not_ready": not_ready,
-            "upstream": replicas,
-            "model": self.upstream.known_model,
+            "ready": all(checks.values()),
+            "not_ready": [name for name, ok in checks.items() if not ok],
+            "upstream": pool.snapshot(),
+            "model": pool.model,
             "store": store,
         }
 
@@ -76,7 +72,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         stack.push_async_callback(http.aclose)
         session = build_session(settings)
         stack.push_async_callback(session.close)
-        upstream = UpstreamClient(settings, http, session)
+        pool = ReplicaPool(settings, http)
+        await pool.start()
+        stack.push_async_callback(pool.aclose)
+        upstream = UpstreamClient(settings, session, pool)
         redis = None
         if settings.redis_url:
             redis = ResilientRedis(
@@ -104,7 +103,6 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             devex=devex,
             redis=redis,
         )
-        await upstream.discover()
         if settings.auth_disabled:
             log.warning("auth_disabled", detail="GATEWAY_AUTH_DISABLED=true: every caller is let through")
         yield services

@@ -101,6 +101,7 @@ async def qwen_vl(request: AnyRequest, services: ServicesDep) -> Response[bytes]
             opt_in=task.cache_opt_in,
         )
         trace = request.headers.get(TRACEPARENT_HEADER)
+        affinity = images[0].sha256  # the replica that encoded this photo already has it cached
         if req.stream:
             handed_over = True
             return await _stream(
@@ -108,7 +109,9 @@ async def qwen_vl(request: AnyRequest, services: ServicesDep) -> Response[bytes]
             )
 
         async def compute() -> CachedAnswer:
-            answer = await services.upstream.chat(payload, request_id=ctx.request_id, trace=trace)
+            answer = await services.upstream.chat(
+                payload, request_id=ctx.request_id, trace=trace, affinity=affinity
+            )
             ctx.replica = answer.replica
             return cached_from_upstream(answer, keep_raw=False)
 
@@ -154,6 +157,7 @@ async def _stream(
 ) -> Stream:
     """SSE answer: a replay of a cached answer, or the upstream stream relayed (and then stored)."""
     task, client_prompt, images, model = about
+    affinity = images[0].sha256 if images else None
     headers = {**SSE_HEADERS, **admitted.headers()}
     try:
         hit = await services.cache.get(plan.key) if plan.key and plan.mode is CacheMode.USE else None
@@ -174,7 +178,9 @@ async def _stream(
                 media_type="text/event-stream",
                 headers={**headers, CACHE_STATUS_HEADER: "HIT"},
             )
-        stream = await services.upstream.open_stream(payload, request_id=ctx.request_id, trace=trace)
+        stream = await services.upstream.open_stream(
+            payload, request_id=ctx.request_id, trace=trace, affinity=affinity
+        )
     except BaseException:
         await admitted.settle(None)
         raise

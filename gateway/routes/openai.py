@@ -99,6 +99,7 @@ async def chat_completions(request: AnyRequest, services: ServicesDep) -> Respon
             n=n if isinstance(n, int) else 1,
         )
         trace = request.headers.get(TRACEPARENT_HEADER)
+        affinity = images[0].sha256 if images else None
         headers = admitted.headers()
         if chat.stream:
             hit = await services.cache.get(plan.key) if plan.key and plan.mode is CacheMode.USE else None
@@ -110,7 +111,9 @@ async def chat_completions(request: AnyRequest, services: ServicesDep) -> Respon
                     media_type="text/event-stream",
                     headers={**SSE_HEADERS, **headers, CACHE_STATUS_HEADER: "HIT"},
                 )
-            stream = await services.upstream.open_stream(chat.body, request_id=ctx.request_id, trace=trace)
+            stream = await services.upstream.open_stream(
+                chat.body, request_id=ctx.request_id, trace=trace, affinity=affinity
+            )
             ctx.replica, ctx.cache = stream.replica, ("MISS" if plan.active else "BYPASS")
             handed_over = True
 
@@ -141,7 +144,9 @@ async def chat_completions(request: AnyRequest, services: ServicesDep) -> Respon
             )
 
         async def compute() -> CachedAnswer:
-            answer = await services.upstream.chat(chat.body, request_id=ctx.request_id, trace=trace)
+            answer = await services.upstream.chat(
+                chat.body, request_id=ctx.request_id, trace=trace, affinity=affinity
+            )
             ctx.replica = answer.replica
             return cached_from_upstream(answer, keep_raw=True)
 

@@ -31,7 +31,9 @@ def map_transport_errors(replica: str) -> Iterator[None]:
         httpx.ConnectTimeout,
     ) as exc:
         raise errors.ServiceUnavailable(
-            f"upstream {replica} is unreachable", retry_after=1, extra={"retryable": True}
+            f"upstream {replica} is unreachable",
+            retry_after=1,
+            extra={"retryable": True, "outcome": "connect_error"},
         ) from exc
     except httpx.PoolTimeout as exc:
         raise errors.ServiceUnavailable("no free upstream connection", retry_after=1) from exc
@@ -40,7 +42,7 @@ def map_transport_errors(replica: str) -> Iterator[None]:
     except (aiohttp.ClientError, httpx.HTTPError) as exc:
         # Disconnected, broken payload, protocol error: the replica died or spoke nonsense.
         raise errors.UpstreamError(
-            f"upstream {replica} broke the connection", extra={"retryable": True}
+            f"upstream {replica} broke the connection", extra={"retryable": True, "outcome": "connect_error"}
         ) from exc
 
 
@@ -62,14 +64,17 @@ def error_from_status(
         return errors.ImageFetchFailed(message)
     if status in (429, 503):
         return errors.ServiceUnavailable(
-            "upstream is overloaded", retry_after=_retry_after(headers), extra={"retryable": True}
+            "upstream is overloaded",
+            retry_after=_retry_after(headers),
+            extra={"retryable": True, "outcome": "overloaded"},
         )
     if status == 401:
         log.error("upstream_refused_credentials", replica=replica, hint="check GATEWAY_UPSTREAM_API_KEY")
-        return errors.UpstreamError("upstream refused the gateway's credentials")
+        # A configuration error, not a sick replica: do not eject it for this.
+        return errors.UpstreamError("upstream refused the gateway's credentials", extra={"outcome": "ok"})
     if status == 404:
         log.error("upstream_model_not_found", replica=replica, message=message)
-        return errors.UpstreamError("upstream does not serve the configured model")
+        return errors.UpstreamError("upstream does not serve the configured model", extra={"outcome": "ok"})
     return errors.UpstreamError(f"upstream answered {status}")
 
 

@@ -69,6 +69,9 @@ def is_retryable(exc: BaseException) -> bool:
 
 def outcome_of(exc: BaseException) -> Outcome | None:
     """What to ``report()`` for a failed attempt; None when the replica is not to blame."""
+    if isinstance(exc, errors.GatewayError) and "outcome" in exc.extra:
+        outcome: Outcome = exc.extra["outcome"]  # the data-plane client's own classification
+        return outcome
     cause = _httpx_cause(exc)
     if isinstance(cause, httpx.HTTPStatusError):
         status = cause.response.status_code

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -33,7 +33,7 @@ class UpstreamStream:
         first_token_timeout: float,
         chunk_timeout: float,
         keepalive_seconds: float,
-        on_close: Callable[[], None],
+        on_close: Callable[[], Awaitable[None]],
     ) -> None:
         self.response = response
         self.replica = replica
@@ -117,4 +117,4 @@ class UpstreamStream:
                 # An unfinished answer's connection is dropped: that is what makes vLLM abort it.
                 self.response.close()
         finally:
-            self._on_close()
+            await self._on_close()

@@ -194,16 +194,20 @@ def test_upstream_503_is_503_with_retry_after(gateway, emulator) -> None:
 
 def test_upstream_garbage_is_502(make_gateway) -> None:
     async def garbage(scope, receive, send):
+        # Healthy to the health checks, nonsense on the chat route.
         if scope["type"] != "http":
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": b"<html>surprise</html>"})
+        body = {
+            "/health": b"",
+            "/v1/models": b'{"object": "list", "data": [{"id": "qwen3-vl-8b", "object": "model"}]}',
+        }.get(scope["path"], b"<html>surprise</html>")
+        start = {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json")],
+        }
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
 
     with serve(garbage) as upstream:
         gw = make_gateway([upstream.url], upstream_model="qwen3-vl-8b")
