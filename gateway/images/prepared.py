@@ -29,19 +29,19 @@ class PreparedImage:
     source: Source  # "url" | "data_uri" | "base64"
     passthrough: bool = False  # ``data`` is exactly the bytes the client sent
     base64_text: str | None = field(default=None, repr=False, compare=False)  # of ``data``, when known
-    _uri: list[str] = field(default_factory=list, init=False, repr=False, compare=False)
+    _uri: list[bytes] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def json_uri(self) -> msgspec.Raw:
-        """``data_uri()`` as a ready-made JSON string: base64 needs no escaping, so the 100s of KB
-        of an image are copied into the upstream body instead of being scanned by the encoder."""
-        return msgspec.Raw(b'"' + self.data_uri().encode("ascii") + b'"')
+        """``data_uri()`` as a ready-made JSON string: base64 needs no escaping, so the hundreds of KB
+        of an image are copied once into the upstream body instead of being scanned by the encoder."""
+        if not self._uri:
+            text = self.base64_text.encode("ascii") if self.base64_text else pybase64.b64encode(self.data)
+            self._uri.append(b"".join((b'"data:', self.mime.encode(), b";base64,", text, b'"')))
+        return msgspec.Raw(self._uri[0])
 
     def data_uri(self) -> str:
         """``data:<mime>;base64,...``; reuses the client's base64 when the bytes are unchanged."""
-        if not self._uri:
-            text = self.base64_text or pybase64.b64encode(self.data).decode("ascii")
-            self._uri.append(f"data:{self.mime};base64,{text}")
-        return self._uri[0]
+        return bytes(self.json_uri())[1:-1].decode("ascii")
 
 
 def prompt_tokens_estimate(text_tokens: int, images: Iterable[PreparedImage]) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 from litestar import Response, post
 from litestar.response import Stream
@@ -77,14 +79,17 @@ async def qwen_vl(request: AnyRequest, services: ServicesDep) -> Response[bytes]
             max_tokens=task.sampling.max_tokens,
             max_model_len=services.upstream.max_model_len,
         )
-        payload = build_chat_payload(
-            model=model,
-            prompt=task.prompt,
-            system=task.system,
-            sampling=task.sampling,
-            image_uris=[image.json_uri() for image in images],
-            stream=req.stream,
-        )
+
+        def payload() -> dict[str, object]:  # built only when the upstream is really asked
+            return build_chat_payload(
+                model=model,
+                prompt=task.prompt,
+                system=task.system,
+                sampling=task.sampling,
+                image_uris=[image.json_uri() for image in images],
+                stream=req.stream,
+            )
+
         material = KeyMaterial(
             image_hashes=[image.sha256 for image in images],
             messages={"prompt": task.prompt},
@@ -110,7 +115,7 @@ async def qwen_vl(request: AnyRequest, services: ServicesDep) -> Response[bytes]
 
         async def compute() -> CachedAnswer:
             answer = await services.upstream.chat(
-                payload, request_id=ctx.request_id, trace=trace, affinity=affinity
+                payload(), request_id=ctx.request_id, trace=trace, affinity=affinity
             )
             ctx.replica = answer.replica
             return cached_from_upstream(answer, keep_raw=False)
@@ -151,7 +156,7 @@ async def _stream(
     ctx: RequestContext,
     admitted: Pass,
     plan: CachePlan,
-    payload: dict[str, object],
+    payload: Callable[[], dict[str, object]],
     trace: str | None,
     about: tuple[Task, str | None, list[PreparedImage], str],
 ) -> Stream:
@@ -179,7 +184,7 @@ async def _stream(
                 headers={**headers, CACHE_STATUS_HEADER: "HIT"},
             )
         stream = await services.upstream.open_stream(
-            payload, request_id=ctx.request_id, trace=trace, affinity=affinity
+            payload(), request_id=ctx.request_id, trace=trace, affinity=affinity
         )
     except BaseException:
         await admitted.settle(None)
