@@ -30,6 +30,7 @@ class PreparedImage:
     passthrough: bool = False  # ``data`` is exactly the bytes the client sent
     base64_text: str | None = field(default=None, repr=False, compare=False)  # of ``data``, when known
     _uri: list[bytes] = field(default_factory=list, init=False, repr=False, compare=False)
+    _text: list[str] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def json_uri(self) -> msgspec.Raw:
         """``data_uri()`` as a ready-made JSON string: base64 needs no escaping, so the hundreds of KB
@@ -41,7 +42,9 @@ class PreparedImage:
 
     def data_uri(self) -> str:
         """``data:<mime>;base64,...``; reuses the client's base64 when the bytes are unchanged."""
-        return bytes(self.json_uri())[1:-1].decode("ascii")
+        if not self._text:
+            self._text.append(bytes(self.json_uri())[1:-1].decode("ascii"))
+        return self._text[0]
 
 
 def prompt_tokens_estimate(text_tokens: int, images: Iterable[PreparedImage]) -> int:
