@@ -12,7 +12,7 @@ overwrite) another key's record.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import msgspec
@@ -58,8 +58,18 @@ class RedisDevexStore:
         self.redis = redis
 
     async def put_request(self, record: RequestRecord, ttl: int) -> None:
-        key, value = _request_key(record.key_name, record.request_id), msgspec.json.encode(record)
-        await self.redis.run("devex_put_request", lambda r: r.set(key, value, ex=ttl))
+        await self.put_requests([record], ttl)
+
+    async def put_requests(self, records: Sequence[RequestRecord], ttl: int) -> None:
+        items = [(_request_key(r.key_name, r.request_id), msgspec.json.encode(r)) for r in records]
+
+        async def write(r: Any) -> None:
+            pipe = r.pipeline(transaction=False)
+            for key, value in items:
+                pipe.set(key, value, ex=ttl)
+            await pipe.execute()
+
+        await self.redis.run("devex_put_request", write)
 
     async def get_request(self, key_name: str, request_id: str) -> RequestRecord | None:
         key = _request_key(key_name, request_id)

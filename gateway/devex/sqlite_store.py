@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TypeVar
 
 import msgspec
@@ -84,14 +84,17 @@ class SqliteDevexStore:
             raise StoreUnavailable(f"embedded store failed: {exc}") from exc
 
     async def put_request(self, record: RequestRecord, ttl: int) -> None:
+        await self.put_requests([record], ttl)
+
+    async def put_requests(self, records: Sequence[RequestRecord], ttl: int) -> None:
         now = time.time()
-        params = (record.key_name, record.request_id, now + ttl, msgspec.json.encode(record))
+        rows = [(r.key_name, r.request_id, now + ttl, msgspec.json.encode(r)) for r in records]
         prune = now - self._pruned_at > PRUNE_INTERVAL_SECONDS
         if prune:
             self._pruned_at = now
 
         def write(conn: sqlite3.Connection) -> None:
-            conn.execute("INSERT OR REPLACE INTO devex_requests VALUES (?, ?, ?, ?)", params)
+            conn.executemany("INSERT OR REPLACE INTO devex_requests VALUES (?, ?, ?, ?)", rows)
             if prune:
                 conn.execute(_PRUNE_EXPIRED, (now,))
                 conn.execute(_PRUNE_OLDEST, (self.max_request_rows,))

@@ -6,7 +6,7 @@ nothing else; callers decide what that means (a dropped record, a 503 on ``/v1/f
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 from gateway.devex.model import FeedbackEntry, RequestRecord
@@ -20,6 +20,9 @@ class DevexStore(Protocol):
 
     async def put_request(self, record: RequestRecord, ttl: int) -> None:
         """Keep ``record`` for ``ttl`` seconds, under (key name, request id)."""
+
+    async def put_requests(self, records: Sequence[RequestRecord], ttl: int) -> None:
+        """``put_request`` for a batch, in one round trip / transaction."""
 
     async def get_request(self, key_name: str, request_id: str) -> RequestRecord | None:
         """The unexpired record this key made with this id, or None."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 
 from litestar import Response, get
+from litestar.params import FromQuery
 
 from gateway import errors
 from gateway.http.types import AnyRequest
@@ -19,10 +20,16 @@ def healthz() -> Response[bytes]:
 
 
 @get("/readyz", include_in_schema=False)
-async def readyz(services: ServicesDep) -> Response[dict[str, object]]:
-    """Readiness: a healthy upstream replica with a known model, and the store answers."""
+async def readyz(services: ServicesDep, ignore: FromQuery[str | None] = None) -> Response[dict[str, object]]:
+    """Readiness: a healthy upstream replica with a known model, and the store answers.
+
+    ``?ignore=store`` leaves a check out of the verdict (still reported): an orchestrator that
+    should keep gateways in rotation while Redis is down (they degrade, see docs) probes that way.
+    """
     report = await services.readiness()
-    return Response(content=report, status_code=200 if report["ready"] else 503)
+    ignored = set((ignore or "").split(","))
+    failing = [name for name in report["not_ready"] if name not in ignored]
+    return Response(content=report, status_code=503 if failing else 200)
 
 
 @get("/metrics", include_in_schema=False, sync_to_thread=False)

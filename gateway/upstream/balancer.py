@@ -62,11 +62,16 @@ def latency_cost(candidates: Sequence[Replica], load: LoadFn, now: float) -> Loa
     return cost
 
 
-def load_bound(loads: Sequence[float], factor: float) -> float:
-    """A replica whose load is below this may take an affine request."""
+def load_bound(loads: Sequence[float], factor: float, slack: float = 1.0) -> float:
+    """A replica whose load is below this may take an affine request.
+
+    ``slack`` is headroom on top of ``factor`` × the average: vLLM batches many sequences at
+    once, so a few more on the replica that already holds the image cost little, while sending
+    the image elsewhere costs a full re-encode there. The pool sets it from the batch size.
+    """
     if not loads:
-        return 1.0
-    return factor * (sum(loads) / len(loads)) + 1.0
+        return slack
+    return factor * (sum(loads) / len(loads)) + slack
 
 
 def power_of_two(free: Sequence[Replica], cost: LoadFn, rng: random.Random) -> Replica:
@@ -88,13 +93,14 @@ def by_affinity(
     factor: float,
     rng: random.Random,
     cost: LoadFn | None = None,
+    slack: float = 1.0,
 ) -> tuple[Replica, Decision]:
     """Rendezvous order over the eligible replicas, first free one under the load bound.
 
     ``free`` is the subset of ``eligible`` below its in-flight cap and must not be empty. When
     none is under the bound (every replica is busy alike) the cheaper of two wins.
     """
-    bound = load_bound([load(r) for r in eligible], factor)
+    bound = load_bound([load(r) for r in eligible], factor, slack)
     room = set(free)
     order = rendezvous_order(key, eligible)
     for rank, replica in enumerate(order):

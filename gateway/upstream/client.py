@@ -30,6 +30,11 @@ from gateway.upstream.stream import UpstreamStream
 
 log = structlog.get_logger("gateway.upstream")
 
+KEEPALIVE_SECONDS = 3.0
+# The server closed a pooled connection just as we reused it: nothing was sent to the model, so
+# sending again (once, same replica) is safe — what browsers do for the same race.
+_STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientConnectionResetError)
+
 
 @dataclass(slots=True)
 class UpstreamAnswer:
@@ -41,8 +46,10 @@ class UpstreamAnswer:
 
 def build_session(settings: Settings) -> aiohttp.ClientSession:
     """The data-plane client for chat requests (opened in the lifespan)."""
+    # Idle connections are dropped before vLLM's (uvicorn's) 5 s keep-alive closes them, so a
+    # request is rarely sent on a connection the server is closing at that very moment.
     connector = aiohttp.TCPConnector(
-        limit=settings.upstream_max_connections, limit_per_host=0, keepalive_timeout=30
+        limit=settings.upstream_max_connections, limit_per_host=0, keepalive_timeout=KEEPALIVE_SECONDS
     )
     return aiohttp.ClientSession(
         connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",), trust_env=False
@@ -119,17 +126,11 @@ class UpstreamClient:
         metrics.UPSTREAM_INFLIGHT.labels(replica=replica.name).inc()
         try:
             with map_transport_errors(replica.name):
-                async with (
-                    asyncio.timeout(max(0.0, deadline - time.monotonic())),
-                    self.session.post(
-                        f"{replica.url}/v1/chat/completions",
-                        data=body,
-                        headers=headers,
-                        timeout=self._timeout,
-                    ) as response,
-                ):
-                    content = await response.read()
-                    status, response_headers = response.status, response.headers
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    try:
+                        status, content, response_headers = await self._exchange(replica, body, headers)
+                    except _STALE_CONNECTION:
+                        status, content, response_headers = await self._exchange(replica, body, headers)
         finally:
             metrics.UPSTREAM_INFLIGHT.labels(replica=replica.name).dec()
         seconds = time.perf_counter() - started
@@ -143,6 +144,14 @@ class UpstreamClient:
         if not completion.choices:
             raise errors.UpstreamError("upstream answer has no choices")
         return UpstreamAnswer(completion=completion, raw=content, replica=replica.name, seconds=seconds)
+
+    async def _exchange(
+        self, replica: Replica, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes, Mapping[str, str]]:
+        async with self.session.post(
+            f"{replica.url}/v1/chat/completions", data=body, headers=headers, timeout=self._timeout
+        ) as response:
+            return response.status, await response.read(), response.headers
 
     # --- streaming ----------------------------------------------------------------------------
 
@@ -214,12 +223,15 @@ class UpstreamClient:
         try:
             with map_transport_errors(replica.name):
                 async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                    response = await self.session.post(
-                        f"{replica.url}/v1/chat/completions",
-                        data=body,
-                        headers=headers,
-                        timeout=self._timeout,
-                    )
+                    url = f"{replica.url}/v1/chat/completions"
+                    try:
+                        response = await self.session.post(
+                            url, data=body, headers=headers, timeout=self._timeout
+                        )
+                    except _STALE_CONNECTION:
+                        response = await self.session.post(
+                            url, data=body, headers=headers, timeout=self._timeout
+                        )
                 if response.status != 200:
                     async with asyncio.timeout(self.settings.upstream_connect_timeout):
                         content = await response.read()

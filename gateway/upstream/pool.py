@@ -34,6 +34,9 @@ from gateway.upstream.replica import FAILURES, Outcome, Replica
 log = structlog.get_logger("gateway.upstream")
 
 
+AFFINITY_SLACK_DIVISOR = 8  # slack = upstream_max_inflight / 8: 8 of vLLM's default 64 sequences
+
+
 class ReplicaPool:
     """N vLLM replicas behind one ``lease()``; see the module docstring."""
 
@@ -284,8 +287,16 @@ class ReplicaPool:
         if routing == "round_robin":
             replica, decision = self._round_robin.pick(free), "round_robin"
         elif routing == "image_affinity" and affinity:
+            slack = max(1.0, cap / AFFINITY_SLACK_DIVISOR)  # a few more sequences in a batch are cheap
             replica, decision = balancer.by_affinity(
-                affinity, eligible, free, load, self.settings.upstream_affinity_load_factor, self._rng, cost
+                affinity,
+                eligible,
+                free,
+                load,
+                self.settings.upstream_affinity_load_factor,
+                self._rng,
+                cost,
+                slack,
             )
         else:
             replica, decision = balancer.power_of_two(free, cost, self._rng), "least_outstanding"

@@ -120,7 +120,7 @@ def test_gateway_deployment_probes_shutdown_and_security() -> None:
     deployment = find("Deployment", "vlgw-gateway")
     pod = deployment["spec"]["template"]["spec"]
     c = container(deployment)
-    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz?ignore=store"
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     config = find("ConfigMap", "vlgw-gateway-config")["data"]
     pre_stop = int(c["lifecycle"]["preStop"]["exec"]["command"][-1])

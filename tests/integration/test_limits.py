@@ -172,6 +172,7 @@ def test_redis_pause_and_restart_during_load(emulator, tmp_path) -> None:
         redis.stop()
         results += hammer([gw], key, 20, workers=4)
         degraded = httpx.get(f"{gw.url}/readyz", timeout=5).json()
+        assert httpx.get(f"{gw.url}/readyz?ignore=store", timeout=5).status_code == 200
         redis.start()
         back = time.monotonic()
         while time.monotonic() - back < 5:
