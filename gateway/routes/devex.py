@@ -34,9 +34,7 @@ class FeedbackAccepted(msgspec.Struct):
 
 
 def devex_of(services: Services) -> DevEx:
-    """``services.devex``; read through ``vars`` so this module type-checks before and after it is wired."""
-    devex: DevEx = vars(services)["devex"]
-    return devex
+    return services.devex
 
 
 @get(ROUTE_PRESETS, summary="Presets this key may use", operation_id="listPresets")
