@@ -22,14 +22,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stack import cpu_seconds, stack
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.images import photo_jpeg
-from tests.servers import free_port
 
 LUA = """
 wrk.method = "POST"
@@ -40,25 +38,6 @@ local f = io.open(os.getenv("BENCH_BODY"), "rb")
 wrk.body = f:read("*a")
 f:close()
 """
-
-
-def wait_http(url: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=0.5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(url)
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process and its children that were waited for (seconds)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 def parse_wrk(out: str) -> dict[str, float]:
@@ -142,42 +121,16 @@ def main() -> int:
     lua = tmp / "post.lua"
     lua.write_text(LUA)
 
-    emu_port, gw_port = free_port(), free_port()
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "emulator", "--port", str(emu_port), "--request-log-size", "0"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=base_env,
-    )
-    env = {
-        **base_env,
-        "GATEWAY_UPSTREAM_URLS": f"http://127.0.0.1:{emu_port}",
-        "GATEWAY_DATA_DIR": str(tmp),
-        "GATEWAY_CACHE_ENABLED": "false",
-        "GATEWAY_PORT": str(gw_port),
-        "GATEWAY_HOST": "127.0.0.1",
-        "GATEWAY_WORKERS": str(args.workers),
-    }
-    key = subprocess.run(
-        [sys.executable, "-m", "gateway", "keys", "create", "--name", "bench"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    log = open(tmp / "gateway.log", "w")  # noqa: SIM115  (the access log goes somewhere real)
-    gateway = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=env, stdout=log, stderr=log)
-    try:
-        wait_http(f"http://127.0.0.1:{emu_port}/health")
-        wait_http(f"http://127.0.0.1:{gw_port}/readyz")
+    env = {"GATEWAY_CACHE_ENABLED": "false", "GATEWAY_WORKERS": str(args.workers)}
+    with stack(env) as s:
+        key, gateway_pid = s.key, s.gateway_pid
         print(
             f"photo: {len(photo)} bytes JPEG 1024x768; gateway workers: {args.workers}; runs: {args.runs} "
             f"x {args.duration}s per concurrency and path",
             flush=True,
         )
-        direct_url = f"http://127.0.0.1:{emu_port}/v1/chat/completions"
-        gateway_url = f"http://127.0.0.1:{gw_port}/v1/qwen-vl"
+        direct_url = f"{s.emulator_url}/v1/chat/completions"
+        gateway_url = f"{s.gateway_url}/v1/qwen-vl"
         for url, body, k in ((direct_url, direct_body, ""), (gateway_url, gateway_body, key)):
             run_wrk(url, body, k, 4, 1.0, lua)  # warm-up
         results: dict[str, dict[str, list[float]]] = {}
@@ -185,9 +138,9 @@ def main() -> int:
             series: dict[str, list[float]] = {}
             for _ in range(args.runs):
                 direct = run_wrk(direct_url, direct_body, "", conc, args.duration, lua)
-                before = cpu_seconds(gateway.pid)
+                before = cpu_seconds(gateway_pid)
                 through = run_wrk(gateway_url, gateway_body, key, conc, args.duration, lua)
-                cpu_ms = (cpu_seconds(gateway.pid) - before) * 1000 / max(1, through["requests"])
+                cpu_ms = (cpu_seconds(gateway_pid) - before) * 1000 / max(1, through["requests"])
                 if direct["non_2xx"] or through["non_2xx"]:
                     raise RuntimeError(f"errors during the run: direct={direct} gateway={through}")
                 for name, value in (
@@ -217,11 +170,6 @@ def main() -> int:
         args.out.write_text(
             json.dumps({"args": vars(args) | {"out": str(args.out)}, "results": results}, indent=1)
         )
-    finally:
-        gateway.terminate()
-        emulator.terminate()
-        gateway.wait(timeout=30)
-        emulator.wait(timeout=30)
     return 0
 
 

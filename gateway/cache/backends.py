@@ -16,6 +16,7 @@ from typing import Any, Protocol, cast
 import redis.asyncio as aioredis
 
 from gateway import metrics
+from gateway.settings import Settings
 from gateway.store.redis import ResilientRedis
 
 
@@ -176,3 +177,10 @@ class RedisBackend:
             return bool(await cast("Any", r.eval(_EXPIRE_IF, 1, key, value, _ms(ttl))))
 
         return await self.redis.run("cache_renew", call)
+
+
+def backend_from_settings(settings: Settings, redis: ResilientRedis | None) -> CacheBackend:
+    """Redis when the gateway has it, else an embedded LRU bounded by the cache settings."""
+    if redis is not None:
+        return RedisBackend(redis)
+    return MemoryBackend(max_entries=settings.cache_max_entries, max_bytes=settings.cache_max_bytes)

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import msgspec
 
-from gateway.cache.backends import CacheBackend, MemoryBackend, RedisBackend
+from gateway.cache.backends import CacheBackend, backend_from_settings
 from gateway.cache.flight import FlightConflict, SingleFlight, Ticket
 from gateway.cache.model import CachedAnswer, is_storable
 from gateway.errors import IdempotencyConflict
@@ -86,13 +86,7 @@ class IdempotencyStore:
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: ResilientRedis | None = None) -> IdempotencyStore:
-        backend: CacheBackend
-        if redis is not None:
-            backend = RedisBackend(redis)
-        else:
-            backend = MemoryBackend(
-                max_entries=settings.cache_max_entries, max_bytes=settings.cache_max_bytes
-            )
+        backend = backend_from_settings(settings, redis)
         return cls(backend, ttl=settings.idempotency_ttl_seconds, wait_timeout=settings.coalesce_timeout)
 
     @staticmethod

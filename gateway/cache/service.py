@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Literal
 
 from gateway import metrics
-from gateway.cache.backends import CacheBackend, MemoryBackend, RedisBackend
+from gateway.cache.backends import CacheBackend, backend_from_settings
 from gateway.cache.flight import SingleFlight, Ticket
 from gateway.cache.keys import KeyMaterial, cache_key, scope_for
 from gateway.cache.model import CachedAnswer, CacheStatus, decode_answer, encode_answer, is_storable
@@ -78,13 +78,7 @@ class ResponseCache:
     @classmethod
     def from_settings(cls, settings: Settings, redis: ResilientRedis | None = None) -> ResponseCache:
         """Redis-backed when the gateway has Redis, else an embedded LRU."""
-        backend: CacheBackend
-        if redis is not None:
-            backend = RedisBackend(redis)
-        else:
-            backend = MemoryBackend(
-                max_entries=settings.cache_max_entries, max_bytes=settings.cache_max_bytes
-            )
+        backend = backend_from_settings(settings, redis)
         return cls(
             backend,
             ttl=settings.cache_ttl_seconds,
