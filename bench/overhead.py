@@ -6,6 +6,7 @@ both alike. Reports medians over the runs of p50/p99 latency and throughput, the
 (difference and ratio) and the gateway's CPU time per request (from /proc).
 
     uv run python bench/overhead.py --runs 5 --duration 5 --concurrency 1,16,64
+    uv run python bench/overhead.py --runs 3 --duration 5 --concurrency 16,64 --prefill-ms 50
 
 Loopback only; every run is bounded by --duration. Needs ``wrk`` (apt-get install wrk).
 """
@@ -90,6 +91,12 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
+    parser.add_argument(
+        "--prefill-ms",
+        type=float,
+        default=0.0,
+        help="emulator delay before answering (0: instant, the machine saturates; ~50: a model's pace)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/overhead.json"))
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -122,11 +129,11 @@ def main() -> int:
     lua.write_text(LUA)
 
     env = {"GATEWAY_CACHE_ENABLED": "false", "GATEWAY_WORKERS": str(args.workers)}
-    with stack(env) as s:
+    with stack(env, ("--prefill-ms", str(args.prefill_ms))) as s:
         key, gateway_pid = s.key, s.gateway_pid
         print(
             f"photo: {len(photo)} bytes JPEG 1024x768; gateway workers: {args.workers}; runs: {args.runs} "
-            f"x {args.duration}s per concurrency and path",
+            f"x {args.duration}s per concurrency and path; emulator prefill {args.prefill_ms:g} ms",
             flush=True,
         )
         direct_url = f"{s.emulator_url}/v1/chat/completions"

@@ -37,6 +37,8 @@ def configure_logging(settings: Settings) -> None:
         logger_factory=structlog.BytesLoggerFactory(sys.stdout.buffer)
         if as_json
         else structlog.PrintLoggerFactory(sys.stdout),
-        cache_logger_on_first_use=True,
+        # Not cached: a few microseconds per line, and structlog.testing.capture_logs keeps working
+        # in a process that built an app before (loggers cached on first use ignore it).
+        cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=max(level, logging.WARNING), stream=sys.stderr, format="%(name)s %(message)s")
