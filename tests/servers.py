@@ -78,7 +78,8 @@ def serve(app: Any, port: int | None = None) -> Iterator[ThreadedServer]:
 class RedisServer:
     """A throwaway redis-server on a free loopback port (no persistence)."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, persist: bool = False) -> None:
+        self.persist = persist  # AOF with fsync always: a restart keeps the data, as in production
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (make test installs it)")
@@ -98,10 +99,12 @@ class RedisServer:
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
                 "--dir",
                 self.dir,
+                "--appendonly",
+                "yes" if self.persist else "no",
+                "--appendfsync",
+                "always",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

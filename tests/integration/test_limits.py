@@ -155,12 +155,13 @@ def test_key_limited_to_a_route_gets_403(make_gateway, emulator, tmp_path) -> No
 
 @pytest.mark.slow
 def test_redis_pause_and_restart_during_load(emulator, tmp_path) -> None:
-    redis = RedisServer().start()
+    redis = RedisServer(persist=True).start()  # a restarted Redis still knows the key
     env = {
         "GATEWAY_UPSTREAM_URLS": emulator.url,
         "GATEWAY_REDIS_URL": redis.url,
         "GATEWAY_DATA_DIR": str(tmp_path),
         "GATEWAY_REDIS_TIMEOUT": "0.1",
+        "GATEWAY_KEY_CACHE_SECONDS": "0.5",  # lookups go back to Redis during and after the outage
         "GATEWAY_LOG_LEVEL": "warning",
     }
     gw = GatewayProcess(env).start()
