@@ -10,7 +10,7 @@ import msgspec
 
 from gateway import errors
 from gateway.presets import Preset
-from gateway.schemas import AppAnswer, ChatCompletion, QwenVLRequest, Usage
+from gateway.schemas import QwenVLRequest
 from gateway.settings import Settings
 
 
@@ -83,20 +83,6 @@ def build_chat_payload(
         payload["stream"] = True
         payload["stream_options"] = {"include_usage": True}
     return payload
-
-
-def app_answer(completion: ChatCompletion, *, request_id: str, model: str, cached: bool = False) -> AppAnswer:
-    """The app contract's success body from vLLM's chat completion."""
-    choice = completion.choices[0]
-    usage = completion.usage or Usage()
-    return AppAnswer(
-        text=choice.message.content or "",
-        usage=usage,
-        request_id=request_id,
-        model=completion.model or model,
-        finish_reason=choice.finish_reason,
-        cached=cached,
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import structlog
@@ -38,7 +38,6 @@ class Services:
     devex: DevEx
     redis: ResilientRedis | None = None
     draining: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)
 
     async def readiness(self) -> dict[str, Any]:
         """What ``/readyz`` reports: each dependency and an overall verdict."""

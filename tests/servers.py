@@ -183,10 +183,12 @@ class GatewayProcess:
         }
         self.argv = [sys.executable, "-m", "gateway", "serve"]
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = tempfile.NamedTemporaryFile(prefix="vlgw-gw-", suffix=".log", delete=False)  # noqa: SIM115
+        fd, self.log_path = tempfile.mkstemp(prefix="vlgw-gw-", suffix=".log")
+        os.close(fd)
 
     def start(self) -> GatewayProcess:
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        with open(self.log_path, "wb") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         import httpx
 
@@ -214,5 +216,5 @@ class GatewayProcess:
         return code
 
     def output(self) -> str:
-        with open(self.log.name) as handle:
+        with open(self.log_path) as handle:
             return handle.read()

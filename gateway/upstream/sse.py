@@ -26,11 +26,6 @@ class SSEDecoder:
                 payloads.append(b"\n".join(data))
         return payloads
 
-    @property
-    def pending(self) -> bool:
-        """True when a partial event is buffered (the stream ended mid-event)."""
-        return bool(self._buffer.strip())
-
 
 def sse_event(payload: bytes) -> bytes:
     """One SSE event carrying ``payload`` as its data."""
