@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Annotated, Literal
 
 import msgspec
@@ -98,7 +99,13 @@ def usage_day(date: str, fields: dict[str, int]) -> UsageDay:
 
 
 def utc_day(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d")
+    """``YYYY-MM-DD`` of a Unix time, in UTC (called for every request: memoised per day)."""
+    return _day_name(int(timestamp // 86_400))
+
+
+@functools.lru_cache(maxsize=8)
+def _day_name(day: int) -> str:
+    return dt.datetime.fromtimestamp(day * 86_400, dt.UTC).strftime("%Y-%m-%d")
 
 
 def last_days(today: float, days: int) -> list[str]:
