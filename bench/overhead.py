@@ -62,11 +62,20 @@ def parse_wrk(out: str) -> dict[str, float]:
     }
 
 
-def run_wrk(url: str, body: Path, key: str, conc: int, duration: float, lua: Path) -> dict[str, float]:
-    threads = 1 if conc == 1 else 2
+def pin_process(pid: int, cpu: int) -> None:
+    """Every thread of ``pid`` onto one CPU (threads started later inherit it)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(tid), {cpu})
+
+
+def run_wrk(
+    url: str, body: Path, key: str, conc: int, duration: float, lua: Path, pin: bool = False
+) -> dict[str, float]:
+    threads = 1 if conc == 1 or pin else 2
     env = {**os.environ, "BENCH_BODY": str(body), "BENCH_KEY": key}
     out = subprocess.run(
         [
+            *(["taskset", "-c", "0"] if pin else []),
             "wrk",
             f"-t{threads}",
             f"-c{conc}",
@@ -91,6 +100,12 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="emulator and wrk on CPU 0, the gateway on CPU 1 (as on a GPU host, where the model server "
+        "does not compete for the gateway's cores)",
+    )
     parser.add_argument(
         "--prefill-ms",
         type=float,
@@ -131,22 +146,26 @@ def main() -> int:
     env = {"GATEWAY_CACHE_ENABLED": "false", "GATEWAY_WORKERS": str(args.workers)}
     with stack(env, ("--prefill-ms", str(args.prefill_ms))) as s:
         key, gateway_pid = s.key, s.gateway_pid
+        if args.pin:
+            pin_process(s.emulator_pid, 0)
+            pin_process(gateway_pid, 1)
         print(
             f"photo: {len(photo)} bytes JPEG 1024x768; gateway workers: {args.workers}; runs: {args.runs} "
-            f"x {args.duration}s per concurrency and path; emulator prefill {args.prefill_ms:g} ms",
+            f"x {args.duration}s per concurrency and path; emulator prefill {args.prefill_ms:g} ms; "
+            f"{'pinned: emulator+wrk on CPU 0, gateway on CPU 1' if args.pin else 'not pinned'}",
             flush=True,
         )
         direct_url = f"{s.emulator_url}/v1/chat/completions"
         gateway_url = f"{s.gateway_url}/v1/qwen-vl"
         for url, body, k in ((direct_url, direct_body, ""), (gateway_url, gateway_body, key)):
-            run_wrk(url, body, k, 4, 1.0, lua)  # warm-up
+            run_wrk(url, body, k, 4, 1.0, lua, args.pin)  # warm-up
         results: dict[str, dict[str, list[float]]] = {}
         for conc in [int(c) for c in args.concurrency.split(",")]:
             series: dict[str, list[float]] = {}
             for _ in range(args.runs):
-                direct = run_wrk(direct_url, direct_body, "", conc, args.duration, lua)
+                direct = run_wrk(direct_url, direct_body, "", conc, args.duration, lua, args.pin)
                 before = cpu_seconds(gateway_pid)
-                through = run_wrk(gateway_url, gateway_body, key, conc, args.duration, lua)
+                through = run_wrk(gateway_url, gateway_body, key, conc, args.duration, lua, args.pin)
                 cpu_ms = (cpu_seconds(gateway_pid) - before) * 1000 / max(1, through["requests"])
                 if direct["non_2xx"] or through["non_2xx"]:
                     raise RuntimeError(f"errors during the run: direct={direct} gateway={through}")

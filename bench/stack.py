@@ -42,6 +42,7 @@ class Stack:
     gateway_url: str
     key: str
     gateway_pid: int
+    emulator_pid: int
     tmp: Path
 
 
@@ -89,7 +90,9 @@ def stack(gateway_env: dict[str, str] | None = None, emulator_args: tuple[str, .
     try:
         wait_http(f"http://127.0.0.1:{emu_port}/health")
         wait_http(f"http://127.0.0.1:{gw_port}/readyz")
-        yield Stack(f"http://127.0.0.1:{emu_port}", f"http://127.0.0.1:{gw_port}", key, gateway.pid, tmp)
+        yield Stack(
+            f"http://127.0.0.1:{emu_port}", f"http://127.0.0.1:{gw_port}", key, gateway.pid, emulator.pid, tmp
+        )
     finally:
         gateway.terminate()
         emulator.terminate()
