@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -108,3 +110,19 @@ def emulator_stats(emulator: ThreadedServer) -> dict[str, Any]:
 
 def set_faults(emulator: ThreadedServer, **faults: Any) -> None:
     httpx.post(f"{emulator.url}/emulator/faults", json=faults, timeout=5).raise_for_status()
+
+
+def create_key(env: dict[str, str] | Path, name: str, *flags: str) -> str:
+    """``vlgw keys create`` as an operator runs it; ``env`` is the gateway's environment or data dir."""
+    environ = {"GATEWAY_DATA_DIR": str(env)} if isinstance(env, Path) else dict(env)
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "keys", "create", "--name", name, *flags],
+        env={**environ, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    key = result.stdout.strip()
+    assert key.startswith("vlgw_"), result
+    return key

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import subprocess
-import sys
 
 import httpx
 import pytest
 
 from tests.images import bare_b64, data_uri, photo_jpeg
-from tests.integration.conftest import emulator_stats, set_faults
+from tests.integration.conftest import create_key, emulator_stats, set_faults
 from tests.servers import GatewayProcess, RedisServer
 
 PHOTO = photo_jpeg(800, 600, seed=7)
@@ -52,16 +50,7 @@ def test_same_photo_as_url_data_uri_and_base64_is_one_upstream_call(gateway, emu
 
 def test_answers_are_not_shared_between_keys(make_gateway, emulator, tmp_path) -> None:
     gw = make_gateway([emulator.url], auth_disabled=False)
-    keys = []
-    for name in ("tenant-a", "tenant-b"):
-        out = subprocess.run(
-            [sys.executable, "-m", "gateway", "keys", "create", "--name", name],
-            env={"GATEWAY_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        keys.append(out.stdout.strip())
+    keys = [create_key(tmp_path, name) for name in ("tenant-a", "tenant-b")]
     a = gw.ask(body(), headers={"authorization": f"Bearer {keys[0]}"})
     b = gw.ask(body(), headers={"authorization": f"Bearer {keys[1]}"})
     a2 = gw.ask(body(), headers={"authorization": f"Bearer {keys[0]}"})
@@ -71,16 +60,7 @@ def test_answers_are_not_shared_between_keys(make_gateway, emulator, tmp_path) -
 
 def test_global_scope_shares_between_keys(make_gateway, emulator, tmp_path) -> None:
     gw = make_gateway([emulator.url], auth_disabled=False, cache_scope="global")
-    keys = []
-    for name in ("pub-a", "pub-b"):
-        out = subprocess.run(
-            [sys.executable, "-m", "gateway", "keys", "create", "--name", name],
-            env={"GATEWAY_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        keys.append(out.stdout.strip())
+    keys = [create_key(tmp_path, name) for name in ("pub-a", "pub-b")]
     gw.ask(body(), headers={"authorization": f"Bearer {keys[0]}"})
     b = gw.ask(body(), headers={"authorization": f"Bearer {keys[1]}"})
     assert b.headers["x-cache"] == "HIT"

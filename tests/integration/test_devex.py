@@ -29,7 +29,7 @@ from gateway.routes.devex import DEVEX_ROUTES
 from gateway.routes.docs import docs_page
 from gateway.services import Services
 from tests.images import data_uri, photo_jpeg
-from tests.integration.conftest import GatewayUnderTest, emulator_stats, gateway_settings
+from tests.integration.conftest import GatewayUnderTest, create_key, emulator_stats, gateway_settings
 from tests.servers import ThreadedServer
 
 WIRED = "devex" in {f.name for f in dataclasses.fields(Services)}
@@ -69,15 +69,6 @@ def devex_gateway(tmp_path: Path, emulator: ThreadedServer) -> Iterator[Callable
     for gw in started:
         gw.client.close()
         gw.server.stop()
-
-
-def create_key(data_dir: Path, name: str, *flags: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "keys", "create", "--name", name, *flags],
-        env={"GATEWAY_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, check=True, timeout=30,
-    )  # fmt: skip
-    return result.stdout.strip()
 
 
 def auth(key: str) -> dict[str, str]:

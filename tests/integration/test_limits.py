@@ -14,24 +14,10 @@ import openai
 import pytest
 
 from tests.images import bare_b64, png_bytes
-from tests.integration.conftest import set_faults
+from tests.integration.conftest import create_key, set_faults
 from tests.servers import GatewayProcess, RedisServer
 
 BODY = {"image": bare_b64(png_bytes()), "prompt": "hi", "max_tokens": 16}
-
-
-def create_key(env: dict[str, str], name: str, *flags: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "keys", "create", "--name", name, *flags],
-        env={**env, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    key = result.stdout.strip()
-    assert key.startswith("vlgw_"), result
-    return key
 
 
 @pytest.fixture
