@@ -30,6 +30,7 @@ from gateway.cache import Usage as CacheUsage
 from gateway.chat import Task
 from gateway.constants import IDEMPOTENCY_KEY_HEADER
 from gateway.devex import RequestRecord
+from gateway.gate import Pass
 from gateway.http.context import RequestContext
 from gateway.images import PreparedImage
 from gateway.schemas import Usage
@@ -224,3 +225,26 @@ def remember(
         preset_version=preset.version if preset else None,
     )
     services.devex.record_request(record, images=[image.data for image in images])
+
+
+Remember = Callable[[str, str], None]
+"""Keep an answered request for feedback, given the answer's text and model."""
+
+
+def stream_finisher(
+    services: Services, ctx: RequestContext, admitted: Pass, plan: CachePlan, model: str, keep: Remember
+) -> Callable[[StreamResult], Awaitable[None]]:
+    """What runs once a relayed stream ends, however it ends: settle the limits, store a complete
+    answer in the cache, keep it for feedback."""
+
+    async def done(result: StreamResult) -> None:
+        await admitted.settle(result.usage)
+        if result.usage is not None:
+            ctx.usage = result.usage
+        stored = cached_from_stream(result, model) if plan.active else None
+        if stored is not None and plan.key is not None:
+            await services.cache.store(plan.key, stored)
+        if result.completed and not result.failed:
+            keep(result.text, result.model or model)
+
+    return done

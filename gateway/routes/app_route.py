@@ -12,11 +12,11 @@ from gateway import errors
 from gateway.answers import (
     CachePlan,
     answer_once,
-    cached_from_stream,
     cached_from_upstream,
     plan_cache,
     remember,
     replay_app_stream,
+    stream_finisher,
     usage_of,
 )
 from gateway.cache import CachedAnswer, CacheMode, KeyMaterial
@@ -30,7 +30,7 @@ from gateway.http.types import AnyRequest
 from gateway.images import PreparedImage, check_context
 from gateway.schemas import AppAnswer, QwenVLRequest
 from gateway.services import Services, ServicesDep
-from gateway.streaming import SSE_HEADERS, StreamResult, primed, relay_app
+from gateway.streaming import SSE_HEADERS, primed, relay_app
 
 
 @post(
@@ -192,24 +192,18 @@ async def _stream(
     ctx.replica = stream.replica
     ctx.cache = "MISS" if plan.active else "BYPASS"
 
-    async def done(result: StreamResult) -> None:
-        await admitted.settle(result.usage)
-        if result.usage is not None:
-            ctx.usage = result.usage
-        stored = cached_from_stream(result, model) if plan.active and plan.key else None
-        if stored is not None and plan.key is not None:
-            await services.cache.store(plan.key, stored)
-        if result.completed and not result.failed:
-            remember(
-                services,
-                ctx,
-                task=task,
-                client_prompt=client_prompt,
-                answer=result.text,
-                model=result.model or model,
-                images=images,
-            )
+    def keep(text: str, answered_by: str) -> None:
+        remember(
+            services,
+            ctx,
+            task=task,
+            client_prompt=client_prompt,
+            answer=text,
+            model=answered_by,
+            images=images,
+        )
 
+    done = stream_finisher(services, ctx, admitted, plan, model, keep)
     relay = relay_app(stream, request_id=ctx.request_id, route=ctx.route, started=ctx.started, on_done=done)
     return Stream(
         await primed(relay),

@@ -11,12 +11,12 @@ from litestar.response import Stream
 
 from gateway.answers import (
     answer_once,
-    cached_from_stream,
     cached_from_upstream,
     completion_json,
     plan_cache,
     remember,
     replay_openai_stream,
+    stream_finisher,
     usage_of,
 )
 from gateway.cache import CachedAnswer, CacheMode, KeyMaterial
@@ -28,7 +28,7 @@ from gateway.http.types import AnyRequest
 from gateway.images import check_context
 from gateway.openai_compat import ChatRequest, attach_images, parse_chat_request
 from gateway.services import ServicesDep
-from gateway.streaming import SSE_HEADERS, StreamResult, primed, relay_openai
+from gateway.streaming import SSE_HEADERS, primed, relay_openai
 
 _NOT_IN_KEY = ("stream", "stream_options", "model", "user")
 
@@ -100,6 +100,18 @@ async def chat_completions(request: AnyRequest, services: ServicesDep) -> Respon
         )
         trace = request.headers.get(TRACEPARENT_HEADER)
         affinity = images[0].sha256 if images else None
+
+        def keep(text: str, answered_by: str) -> None:
+            remember(
+                services,
+                ctx,
+                task=None,
+                client_prompt=chat.last_user_text(),
+                answer=text,
+                model=answered_by,
+                images=images,
+            )
+
         headers = admitted.headers()
         if chat.stream:
             hit = await services.cache.get(plan.key) if plan.key and plan.mode is CacheMode.USE else None
@@ -117,23 +129,7 @@ async def chat_completions(request: AnyRequest, services: ServicesDep) -> Respon
             ctx.replica, ctx.cache = stream.replica, ("MISS" if plan.active else "BYPASS")
             handed_over = True
 
-            async def done(result: StreamResult) -> None:
-                await admitted.settle(result.usage)
-                ctx.usage = result.usage
-                if result.completed and not result.failed:
-                    remember(
-                        services,
-                        ctx,
-                        task=None,
-                        client_prompt=chat.last_user_text(),
-                        answer=result.text,
-                        model=result.model or model,
-                        images=images,
-                    )
-                stored = cached_from_stream(result, model) if plan.active and plan.key else None
-                if stored is not None and plan.key is not None:
-                    await services.cache.store(plan.key, stored)
-
+            done = stream_finisher(services, ctx, admitted, plan, model, keep)
             relay = relay_openai(
                 stream, route=ctx.route, started=ctx.started, include_usage=chat.include_usage, on_done=done
             )
@@ -155,15 +151,7 @@ async def chat_completions(request: AnyRequest, services: ServicesDep) -> Respon
         )
         ctx.cache = status
         usage = ctx.usage = None if status in ("HIT", "COALESCED") else usage_of(answer)
-        remember(
-            services,
-            ctx,
-            task=None,
-            client_prompt=chat.last_user_text(),
-            answer=answer.text,
-            model=answer.model or model,
-            images=images,
-        )
+        keep(answer.text, answer.model or model)
         return Response(
             content=completion_json(answer),
             media_type="application/json",
