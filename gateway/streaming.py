@@ -53,6 +53,7 @@ class StreamResult:
     model: str | None = None
     completed: bool = False
     failed: bool = False
+    sent: bool = False  # bytes reached the client: failures from now on are SSE events
     first_token_at: float | None = None
 
     @property
@@ -105,6 +106,20 @@ def _as_gateway_error(exc: Exception) -> errors.GatewayError:
     return errors.UpstreamError("unreadable upstream chunk")
 
 
+def _sent(result: StreamResult, data: bytes) -> bytes:
+    result.sent = True
+    return data
+
+
+def _failure(result: StreamResult, exc: Exception) -> errors.GatewayError:
+    """Mark the stream failed; raise when nothing reached the client yet (a plain HTTP error then)."""
+    result.failed = True
+    err = _as_gateway_error(exc)
+    if not result.sent:
+        raise err from exc
+    return err
+
+
 _RELAY_ERRORS = (errors.GatewayError, msgspec.DecodeError, msgspec.ValidationError)
 
 
@@ -112,6 +127,7 @@ async def _chunks(
     stream: UpstreamStream, result: StreamResult, *, route: str, started: float
 ) -> AsyncIterator[tuple[bytes, _Chunk, str | None] | None]:
     """Decoded upstream chunks with their raw payload and text delta; ``None`` for a keep-alive."""
+    metrics.STREAMS.labels(outcome="started").inc()
     async for payload in stream.events():
         if payload is None:
             yield None
@@ -132,23 +148,16 @@ async def relay_app(
 ) -> AsyncIterator[bytes]:
     """The app contract's SSE: ``{"text": delta}`` events, a final ``{"code": 0, ...}``, ``[DONE]``."""
     result = StreamResult()
-    metrics.STREAMS.labels(outcome="started").inc()
-    sent = False
     try:
         async for item in _chunks(stream, result, route=route, started=started):
             if item is None:
-                sent = True
-                yield SSE_KEEPALIVE
+                yield _sent(result, SSE_KEEPALIVE)
             elif item[2]:
-                sent = True
-                yield b'data: {"text":' + _encode(item[2]) + b"}\n\n"
+                yield _sent(result, b'data: {"text":' + _encode(item[2]) + b"}\n\n")
         final = {"code": 0, "usage": result.usage or Usage(), "finish_reason": result.finish_reason}
         yield sse_event(_encode({**final, "request_id": request_id}))
     except _RELAY_ERRORS as exc:
-        result.failed = True
-        err = _as_gateway_error(exc)
-        if not sent:
-            raise err from exc  # nothing went out yet: the client gets a plain HTTP error
+        err = _failure(result, exc)
         yield sse_event(_encode({"code": err.code, "message": err.message, "request_id": request_id}))
     finally:
         await _finish(stream, result, on_done)
@@ -165,21 +174,14 @@ async def relay_openai(
 ) -> AsyncIterator[bytes]:
     """OpenAI's SSE, relayed chunk for chunk; the usage chunk only if the client asked for it."""
     result = StreamResult()
-    metrics.STREAMS.labels(outcome="started").inc()
-    sent = False
     try:
         async for item in _chunks(stream, result, route=route, started=started):
             if item is None:
-                sent = True
-                yield SSE_KEEPALIVE
+                yield _sent(result, SSE_KEEPALIVE)
             elif item[1].choices or include_usage:
-                sent = True
-                yield b"data: " + item[0] + b"\n\n"
+                yield _sent(result, b"data: " + item[0] + b"\n\n")
     except _RELAY_ERRORS as exc:
-        result.failed = True
-        err = _as_gateway_error(exc)
-        if not sent:
-            raise err from exc
+        err = _failure(result, exc)
         error = {"message": err.message, "type": "upstream_error", "param": None, "code": err.code}
         yield sse_event(_encode({"error": error}))
     finally:
