@@ -53,6 +53,7 @@ class GatewayUnderTest:
         self.key = key
         headers = {"authorization": f"Bearer {key}"} if key else {}
         self.client = httpx.Client(base_url=server.url, headers=headers, timeout=30)
+        self.closers: list[Callable[[], None]] = []  # more clients a test made against this gateway
 
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.client.post(path, **kwargs)
@@ -77,6 +78,8 @@ def make_gateway(
 
     yield factory
     for gw in started:
+        for close in gw.closers:
+            close()
         gw.client.close()
         gw.server.stop()
 

@@ -65,7 +65,7 @@ def test_rpm_is_global_across_two_processes(two_gateways) -> None:
     assert ok.headers["ratelimit-limit"] == "10"
     # The SDK sees the same refusal as its typed exception.
     client = openai.OpenAI(base_url=f"{gateways[0].url}/v1", api_key=key, max_retries=0)
-    with pytest.raises(openai.RateLimitError) as info:
+    with client, pytest.raises(openai.RateLimitError) as info:
         client.chat.completions.create(model="qwen3-vl-8b", messages=[{"role": "user", "content": "hi"}])
     assert info.value.body["code"] == 42901
 
@@ -124,8 +124,9 @@ def test_missing_and_malformed_keys(make_gateway, emulator) -> None:
     assert gw.ask(BODY).json()["code"] == 40101
     bad = gw.ask(BODY, headers={"authorization": "Bearer vlgw_AAAAAAAAAAAAAAAAAAAAAAAAAAAA_000000"})
     assert bad.status_code == 401 and bad.json()["code"] == 40101
-    with pytest.raises(openai.AuthenticationError) as info:
-        openai.OpenAI(base_url=f"{gw.url}/v1", api_key="nope", max_retries=0).models.list()
+    nope = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="nope", max_retries=0)
+    with nope, pytest.raises(openai.AuthenticationError) as info:
+        nope.models.list()
     assert info.value.body["code"] == 40101
 
 
@@ -134,7 +135,7 @@ def test_key_limited_to_a_route_gets_403(make_gateway, emulator, tmp_path) -> No
     key = create_key({"GATEWAY_DATA_DIR": str(tmp_path)}, "app-only", "--route", "/v1/qwen-vl")
     assert gw.ask(BODY, headers={"authorization": f"Bearer {key}"}).status_code == 200
     client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0)
-    with pytest.raises(openai.PermissionDeniedError) as info:
+    with client, pytest.raises(openai.PermissionDeniedError) as info:
         client.chat.completions.create(model="qwen3-vl-8b", messages=[{"role": "user", "content": "hi"}])
     assert info.value.body["code"] == 40301
 

@@ -11,9 +11,12 @@ from tests.servers import free_port
 
 
 def _client(gateway, cls=openai.OpenAI, key: str | None = None):
-    return cls(
+    client = cls(
         base_url=f"{gateway.url}/v1", api_key=key or gateway.key or "unused", max_retries=0, timeout=20
     )
+    if isinstance(client, openai.OpenAI):
+        gateway.closers.append(client.close)  # its pooled sockets, at the gateway's teardown
+    return client
 
 
 def _image_message(url: str, text: str = "What is in this picture?") -> list[dict]:
