@@ -7,7 +7,7 @@ client ``uuid`` on a part is dropped: vLLM would trust it as the image's cache k
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,12 +118,8 @@ def _apply_token_cap(request: ChatRequest, settings: Settings) -> None:
     body["max_tokens"] = request.max_tokens = settings.default_max_tokens
 
 
-async def attach_images(
-    request: ChatRequest, uris: Callable[[list[str]], Awaitable[Sequence[str | msgspec.Raw]]]
-) -> None:
-    """Replace each image part's URL with the ``data:`` URI the intake produced for it."""
-    if not request.image_parts:
-        return
-    prepared = await uris(request.image_refs())
-    for part, uri in zip(request.image_parts, prepared, strict=True):
+def attach_images(request: ChatRequest, uris: Sequence[str | msgspec.Raw]) -> dict[str, Any]:
+    """The body with each image part's URL replaced by the ``data:`` URI the intake produced."""
+    for part, uri in zip(request.image_parts, uris, strict=True):
         part["image_url"]["url"] = uri
+    return request.body

@@ -85,10 +85,9 @@ async def chat_completions(request: AnyRequest, services: ServicesDep) -> Respon
             max_model_len=services.upstream.max_model_len,
         )
 
-        async def to_uris(refs: list[str]) -> list[msgspec.Raw]:
-            return [image.json_uri() for image in images]
+        def upstream_body() -> dict[str, Any]:  # the images' data goes in only when vLLM is asked
+            return attach_images(chat, [image.json_uri() for image in images])
 
-        await attach_images(chat, to_uris)
         n = body.get("n", 1)
         plan = plan_cache(
             services,
@@ -124,7 +123,7 @@ async def chat_completions(request: AnyRequest, services: ServicesDep) -> Respon
                     headers={**SSE_HEADERS, **headers, CACHE_STATUS_HEADER: "HIT"},
                 )
             stream = await services.upstream.open_stream(
-                chat.body, request_id=ctx.request_id, trace=trace, affinity=affinity
+                upstream_body(), request_id=ctx.request_id, trace=trace, affinity=affinity
             )
             ctx.replica, ctx.cache = stream.replica, ("MISS" if plan.active else "BYPASS")
             handed_over = True
@@ -141,7 +140,7 @@ async def chat_completions(request: AnyRequest, services: ServicesDep) -> Respon
 
         async def compute() -> CachedAnswer:
             answer = await services.upstream.chat(
-                chat.body, request_id=ctx.request_id, trace=trace, affinity=affinity
+                upstream_body(), request_id=ctx.request_id, trace=trace, affinity=affinity
             )
             ctx.replica = answer.replica
             return cached_from_upstream(answer, keep_raw=True)
