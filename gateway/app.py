@@ -12,17 +12,17 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from gateway import __version__, metrics
+from gateway.api.app_route import qwen_vl
+from gateway.api.context import RequestContext, RequestContextMiddleware
+from gateway.api.devex_routes import DEVEX_ROUTES
+from gateway.api.docs_route import docs_page
+from gateway.api.envelopes import handle_exception
+from gateway.api.openai_routes import chat_completions, list_models
+from gateway.api.ops_routes import healthz, metrics_route, readyz
 from gateway.constants import ROUTE_APP, ROUTE_CHAT, ROUTE_MODELS
-from gateway.http.context import RequestContext, RequestContextMiddleware
-from gateway.http.errors import handle_exception
-from gateway.lifecycle import install_drain_on_sigterm
-from gateway.logging import configure_logging
-from gateway.routes.app_route import qwen_vl
-from gateway.routes.devex import DEVEX_ROUTES
-from gateway.routes.docs import docs_page
-from gateway.routes.openai import chat_completions, list_models
-from gateway.routes.ops import healthz, metrics_route, readyz
-from gateway.services import Services, open_services
+from gateway.ops.lifecycle import install_drain_on_sigterm
+from gateway.ops.logging import configure_logging
+from gateway.serving.services import Services, open_services
 from gateway.settings import Settings, load_settings
 
 KNOWN_ROUTES = frozenset(

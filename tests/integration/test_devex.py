@@ -23,11 +23,11 @@ import pytest
 from litestar import Litestar
 from PIL import Image, ImageEnhance
 
+from gateway.api.devex_routes import DEVEX_ROUTES
+from gateway.api.docs_route import docs_page
 from gateway.app import create_app
 from gateway.devex import open_devex
-from gateway.routes.devex import DEVEX_ROUTES
-from gateway.routes.docs import docs_page
-from gateway.services import Services
+from gateway.serving.services import Services
 from tests.images import data_uri, photo_jpeg
 from tests.integration.conftest import GatewayUnderTest, create_key, emulator_stats, gateway_settings
 from tests.servers import ThreadedServer
@@ -144,7 +144,7 @@ def test_feedback_round_trip_export_and_usage(devex_gateway, tmp_path) -> None:
     out = tmp_path / "feedback.jsonl"
     today = dt.datetime.now(dt.UTC).date().isoformat()
     subprocess.run(
-        [sys.executable, "-m", "gateway.feedback_cli", "export", "--since", today, "--out", str(out)],
+        [sys.executable, "-m", "gateway.cli.feedback", "export", "--since", today, "--out", str(out)],
         env={"GATEWAY_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}, check=True, timeout=30,
     )  # fmt: skip
     (line,) = [json.loads(text) for text in out.read_text().splitlines()]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from gateway.api.context import RequestContext
 from gateway.cache import (
     CachedAnswer,
     CacheMode,
@@ -27,15 +28,14 @@ from gateway.cache import (
     validate_idempotency_key,
 )
 from gateway.cache import Usage as CacheUsage
-from gateway.chat import Task
 from gateway.constants import IDEMPOTENCY_KEY_HEADER
 from gateway.devex import RequestRecord
-from gateway.gate import Pass
-from gateway.http.context import RequestContext
 from gateway.images import PreparedImage
 from gateway.schemas import Usage
-from gateway.services import Services
-from gateway.streaming import StreamResult
+from gateway.serving.gate import Pass
+from gateway.serving.relay import StreamResult
+from gateway.serving.services import Services
+from gateway.serving.task import Task
 from gateway.upstream.client import UpstreamAnswer
 from gateway.upstream.sse import SSE_DONE, sse_event
 

@@ -8,13 +8,13 @@ import msgspec
 from litestar import get, post
 from litestar.params import Parameter
 
+from gateway.api.body import decode_json, read_body
+from gateway.api.context import context_of
+from gateway.api.openapi import body_operation
+from gateway.api.types import AnyRequest, ServicesDep
 from gateway.devex import DevEx, FeedbackBody, UsageReport
-from gateway.devex.openapi import body_operation
-from gateway.http.body import decode_json, read_body
-from gateway.http.context import context_of
-from gateway.http.types import AnyRequest
 from gateway.presets import PresetInfo
-from gateway.services import Services, ServicesDep
+from gateway.serving.services import Services
 
 ROUTE_PRESETS = "/v1/presets"
 ROUTE_FEEDBACK = "/v1/feedback"

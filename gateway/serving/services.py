@@ -5,17 +5,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any
 
 import structlog
-from litestar.di import NamedDependency
 
 from gateway.auth import build_key_manager
 from gateway.cache import IdempotencyStore, ResponseCache
 from gateway.devex import DevEx, open_devex
-from gateway.gate import Gate
 from gateway.images import ImageIntake
 from gateway.limits import Limiter
+from gateway.serving.gate import Gate
 from gateway.settings import Settings
 from gateway.store.embedded import EmbeddedDB
 from gateway.store.redis import ResilientRedis
@@ -105,7 +104,3 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         if settings.auth_disabled:
             log.warning("auth_disabled", detail="GATEWAY_AUTH_DISABLED=true: every caller is let through")
         yield services
-
-
-ServicesDep: TypeAlias = NamedDependency[Services]
-"""How handlers ask for the services (Litestar's explicit named dependency)."""

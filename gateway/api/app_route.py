@@ -9,7 +9,15 @@ from litestar import Response, post
 from litestar.response import Stream
 
 from gateway import errors
-from gateway.answers import (
+from gateway.api.body import decode_json, read_body
+from gateway.api.context import RequestContext, context_of
+from gateway.api.openapi import body_operation
+from gateway.api.types import AnyRequest, ServicesDep
+from gateway.cache import CachedAnswer, CacheMode, KeyMaterial
+from gateway.constants import CACHE_STATUS_HEADER, ROUTE_APP, TRACEPARENT_HEADER
+from gateway.images import PreparedImage, check_context
+from gateway.schemas import AppAnswer, QwenVLRequest
+from gateway.serving.answers import (
     CachePlan,
     answer_once,
     cached_from_upstream,
@@ -19,18 +27,10 @@ from gateway.answers import (
     stream_finisher,
     usage_of,
 )
-from gateway.cache import CachedAnswer, CacheMode, KeyMaterial
-from gateway.chat import Task, build_chat_payload, resolve_task
-from gateway.constants import CACHE_STATUS_HEADER, ROUTE_APP, TRACEPARENT_HEADER
-from gateway.devex.openapi import body_operation
-from gateway.gate import Pass, estimate_tokens, text_tokens_lower
-from gateway.http.body import decode_json, read_body
-from gateway.http.context import RequestContext, context_of
-from gateway.http.types import AnyRequest
-from gateway.images import PreparedImage, check_context
-from gateway.schemas import AppAnswer, QwenVLRequest
-from gateway.services import Services, ServicesDep
-from gateway.streaming import SSE_HEADERS, primed, relay_app
+from gateway.serving.gate import Pass, estimate_tokens, text_tokens_lower
+from gateway.serving.relay import SSE_HEADERS, primed, relay_app
+from gateway.serving.services import Services
+from gateway.serving.task import Task, build_chat_payload, resolve_task
 
 
 @post(

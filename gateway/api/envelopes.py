@@ -8,8 +8,8 @@ from litestar import Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from gateway import errors
-from gateway.http.context import context_of
-from gateway.http.types import AnyRequest
+from gateway.api.context import context_of
+from gateway.api.types import AnyRequest
 from gateway.schemas import AppError, OpenAIError, OpenAIErrorDetail
 
 log = structlog.get_logger("gateway.errors")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.auth import KeyManager, build_key_manager
-from gateway.auth import cli as keys_cli
+from gateway.cli import keys as keys_cli
 from gateway.settings import Settings
 from gateway.store import EmbeddedDB
 

@@ -21,7 +21,7 @@ def _serve(args: argparse.Namespace) -> int:
     _export("PORT", args.port)
     _export("WORKERS", args.workers)
     settings = load_settings()
-    from gateway.server import serve
+    from gateway.ops.server import serve
 
     serve(settings)
     return 0
@@ -35,19 +35,19 @@ def _emulator(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
-    from gateway.auth.cli import run
+    from gateway.cli.keys import run
 
     return run(args, load_settings())
 
 
 def _feedback(args: argparse.Namespace) -> int:
-    from gateway import feedback_cli
+    from gateway.cli import feedback as feedback_cli
 
     return feedback_cli.run(args, load_settings())
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from gateway.devserver import run_dev
+    from gateway.cli.dev import run_dev
 
     return run_dev(port=args.port, emulator_port=args.emulator_port)
 
@@ -68,12 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     emulator_arguments(emulator)
     emulator.set_defaults(func=_emulator)
 
-    from gateway.auth.cli import add_arguments as keys_arguments
+    from gateway.cli.keys import add_arguments as keys_arguments
 
     keys_arguments(sub)
     sub.choices["keys"].set_defaults(func=_keys)
 
-    from gateway import feedback_cli
+    from gateway.cli import feedback as feedback_cli
 
     feedback = sub.add_parser("feedback", help="export app feedback as JSONL")
     feedback_cli.add_arguments(feedback)

@@ -8,7 +8,7 @@ from typing import TypeVar
 import msgspec
 
 from gateway import errors
-from gateway.http.types import AnyRequest
+from gateway.api.types import AnyRequest
 
 T = TypeVar("T")
 _PATH = re.compile(r"`\$\.([A-Za-z0-9_.\[\]]+)`|at `\$\.([A-Za-z0-9_.\[\]]+)`")

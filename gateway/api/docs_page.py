@@ -9,8 +9,8 @@ import json
 from html import escape
 from typing import Any
 
+from gateway.api.openapi import ANSWER_NOTES, EXAMPLES, error_table, struct_schema
 from gateway.devex.model import FeedbackBody, UsageReport
-from gateway.devex.openapi import ANSWER_NOTES, EXAMPLES, error_table, struct_schema
 from gateway.schemas import AppAnswer, AppError, QwenVLRequest
 
 # Bodies and answers of routes that encode them by hand (Litestar cannot see those types).

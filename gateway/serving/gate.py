@@ -19,7 +19,7 @@ from gateway.constants import QWEN_IMAGE_FRAME_TOKENS, QWEN_PATCH_FACTOR
 from gateway.limits import Lease, LimitDecision, Limiter
 from gateway.schemas import Usage
 
-log = structlog.get_logger("gateway.gate")
+log = structlog.get_logger("gateway.serving.gate")
 
 MESSAGE_OVERHEAD_TOKENS = 16  # the chat template's role markers around each message
 

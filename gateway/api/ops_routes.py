@@ -8,9 +8,8 @@ from litestar import Response, get
 from litestar.params import FromQuery
 
 from gateway import errors
-from gateway.http.types import AnyRequest
-from gateway.metrics_export import render_metrics
-from gateway.services import ServicesDep
+from gateway.api.types import AnyRequest, ServicesDep
+from gateway.ops.metrics_export import render_metrics
 
 
 @get("/healthz", include_in_schema=False, sync_to_thread=False)

@@ -88,7 +88,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m gateway.feedback_cli export ...`` (what ``vlgw feedback`` runs)."""
+    """``python -m gateway.cli.feedback export ...`` (what ``vlgw feedback`` runs)."""
     parser = argparse.ArgumentParser(
         prog="vlgw feedback", description=__doc__.split("\n")[0] if __doc__ else None
     )

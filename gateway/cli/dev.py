@@ -104,7 +104,7 @@ def run_dev(*, port: int, emulator_port: int) -> int:
         '    -d \'{"image": "https://example.com/test.jpg", "prompt": "请描述这张图片的内容"}\'',
     ]
     print("\n".join([BANNER, *lines, BANNER]), flush=True)
-    from gateway.server import serve
+    from gateway.ops.server import serve
 
     serve(load_settings())
     return 0

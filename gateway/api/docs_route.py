@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from litestar import Response, get
 
-from gateway.devex.docs_page import render_docs_page
-from gateway.http.types import AnyRequest
+from gateway.api.docs_page import render_docs_page
+from gateway.api.types import AnyRequest
 
 
 @get("/docs", include_in_schema=False, sync_to_thread=False)

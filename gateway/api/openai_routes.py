@@ -9,7 +9,14 @@ import msgspec
 from litestar import Response, get, post
 from litestar.response import Stream
 
-from gateway.answers import (
+from gateway.api.body import decode_json, read_body
+from gateway.api.context import context_of
+from gateway.api.openai_body import ChatRequest, attach_images, parse_chat_request
+from gateway.api.types import AnyRequest, ServicesDep
+from gateway.cache import CachedAnswer, CacheMode, KeyMaterial
+from gateway.constants import CACHE_STATUS_HEADER, ROUTE_CHAT, ROUTE_MODELS, TRACEPARENT_HEADER
+from gateway.images import check_context
+from gateway.serving.answers import (
     answer_once,
     cached_from_upstream,
     completion_json,
@@ -19,16 +26,8 @@ from gateway.answers import (
     stream_finisher,
     usage_of,
 )
-from gateway.cache import CachedAnswer, CacheMode, KeyMaterial
-from gateway.constants import CACHE_STATUS_HEADER, ROUTE_CHAT, ROUTE_MODELS, TRACEPARENT_HEADER
-from gateway.gate import estimate_tokens, text_tokens_lower
-from gateway.http.body import decode_json, read_body
-from gateway.http.context import context_of
-from gateway.http.types import AnyRequest
-from gateway.images import check_context
-from gateway.openai_compat import ChatRequest, attach_images, parse_chat_request
-from gateway.services import ServicesDep
-from gateway.streaming import SSE_HEADERS, primed, relay_openai
+from gateway.serving.gate import estimate_tokens, text_tokens_lower
+from gateway.serving.relay import SSE_HEADERS, primed, relay_openai
 
 _NOT_IN_KEY = ("stream", "stream_options", "model", "user")
 
