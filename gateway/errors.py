@@ -5,6 +5,8 @@ Pillow, msgspec) are converted into these once, at the edge of the package that 
 route handlers only raise, and one exception handler per envelope renders them.
 
     GatewayError                      500 50001 (base; also "internal error")
+                                      attributes: message, param, retry_after, hint, reason, headers;
+                                      class attributes for upstream failures: retryable, outcome
     ├── BadRequest                    400
     │   ├── InvalidBody               40001  body not JSON / schema (names the field)
     │   ├── ImageUndecodable          40002
@@ -27,13 +29,31 @@ route handlers only raise, and one exception handler per envelope renders them.
     │   └── ConcurrencyLimited        42903
     ├── InternalError                 500 50001
     ├── UpstreamError                 502 50201  upstream error or unreadable body
+    │   ├── UpstreamDisconnected             connection dropped before an answer   retryable
+    │   ├── UpstreamStreamBroken             broke before [DONE]   retryable before the first token
+    │   ├── UpstreamRejectedCredentials      401 from vLLM (configuration, not the replica's fault)
+    │   └── UpstreamModelMissing             404 from vLLM (configuration, not the replica's fault)
     ├── ServiceUnavailable            503 50301  no healthy upstream / shedding (``retry_after``)
+    │   ├── UpstreamUnreachable              connect refused / connect timeout      retryable
+    │   ├── UpstreamOverloaded               vLLM's 503/429 with Retry-After        retryable
+    │   └── UpstreamPoolExhausted            no free connection in our own pool
     └── UpstreamTimeout               504 50401
+        ├── FirstTokenTimeout                no first token within the deadline
+        └── ChunkGapTimeout                  silent too long mid-stream
+
+``retryable`` says whether another replica may be tried (before anything reached the client);
+``outcome`` is what the failure says about the replica that produced it (fed to its health
+state: ``connect_error``, ``timeout``, ``server_error``, ``overloaded``, or ``ok`` when the
+replica answered properly and the request or the configuration was at fault; ``None`` when the
+replica is not involved).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar, Literal
+
+Outcome = Literal["ok", "connect_error", "timeout", "server_error", "overloaded"]
+"""What a failed attempt says about the replica that served it (see ``Replica.report``)."""
 
 
 class GatewayError(Exception):
@@ -42,6 +62,8 @@ class GatewayError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[int] = 50001
     default_message: ClassVar[str] = "internal error"
+    retryable: ClassVar[bool] = False
+    outcome: ClassVar[Outcome | None] = None
 
     def __init__(
         self,
@@ -49,12 +71,16 @@ class GatewayError(Exception):
         *,
         param: str | None = None,
         retry_after: float | None = None,
-        extra: dict[str, Any] | None = None,
+        hint: str | None = None,
+        reason: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.message = message or self.default_message
         self.param = param
         self.retry_after = retry_after
-        self.extra = extra or {}
+        self.hint = hint  # 40009: what the user can do (rendered as ``hint``)
+        self.reason = reason  # a short machine-readable why (``too_dark``, ``scan_count``, ...)
+        self.headers: dict[str, str] = headers or {}  # extra response headers (RateLimit-*)
         super().__init__(self.message)
 
     @property
@@ -116,7 +142,7 @@ class ImageQualityTooLow(BadRequest):
     default_message = "image quality too low to answer"
 
     def __init__(self, message: str | None = None, *, hint: str, reason: str) -> None:
-        super().__init__(message, extra={"hint": hint, "reason": reason})
+        super().__init__(message, hint=hint, reason=reason)
 
 
 class IdempotencyConflict(BadRequest):
@@ -185,6 +211,31 @@ class UpstreamError(GatewayError):
     status = 502
     code = 50201
     default_message = "upstream answered with an error or an unreadable body"
+    outcome: ClassVar[Outcome | None] = "server_error"
+
+
+class UpstreamDisconnected(UpstreamError):
+    default_message = "upstream broke the connection before answering"
+    retryable = True
+    outcome: ClassVar[Outcome | None] = "connect_error"
+
+
+class UpstreamStreamBroken(UpstreamError):
+    """The stream broke or ended before ``[DONE]``; retried only while no token reached the client."""
+
+    default_message = "upstream broke the stream"
+    retryable = True
+    outcome: ClassVar[Outcome | None] = "connect_error"
+
+
+class UpstreamRejectedCredentials(UpstreamError):
+    default_message = "upstream refused the gateway's credentials"
+    outcome: ClassVar[Outcome | None] = "ok"  # a configuration error, not a sick replica: not ejected for it
+
+
+class UpstreamModelMissing(UpstreamError):
+    default_message = "upstream does not serve the configured model"
+    outcome: ClassVar[Outcome | None] = "ok"
 
 
 class ServiceUnavailable(GatewayError):
@@ -193,10 +244,35 @@ class ServiceUnavailable(GatewayError):
     default_message = "no healthy upstream"
 
 
+class UpstreamUnreachable(ServiceUnavailable):
+    default_message = "upstream is unreachable"
+    retryable = True
+    outcome: ClassVar[Outcome | None] = "connect_error"
+
+
+class UpstreamOverloaded(ServiceUnavailable):
+    default_message = "upstream is overloaded"
+    retryable = True
+    outcome: ClassVar[Outcome | None] = "overloaded"
+
+
+class UpstreamPoolExhausted(ServiceUnavailable):
+    default_message = "no free upstream connection"
+
+
 class UpstreamTimeout(GatewayError):
     status = 504
     code = 50401
     default_message = "upstream did not answer within the deadline"
+    outcome: ClassVar[Outcome | None] = "timeout"
+
+
+class FirstTokenTimeout(UpstreamTimeout):
+    default_message = "upstream sent no first token within the deadline"
+
+
+class ChunkGapTimeout(UpstreamTimeout):
+    default_message = "upstream went silent mid-stream"
 
 
 ALL_ERRORS: tuple[type[GatewayError], ...] = (

@@ -15,7 +15,7 @@ from gateway.api.openapi import body_operation
 from gateway.api.types import AnyRequest, ServicesDep
 from gateway.cache import CachedAnswer, CacheMode, KeyMaterial
 from gateway.constants import CACHE_STATUS_HEADER, ROUTE_APP, TRACEPARENT_HEADER
-from gateway.images import PreparedImage, check_context
+from gateway.images import PreparedImage
 from gateway.schemas import AppAnswer, QwenVLRequest
 from gateway.serving.answers import (
     CachePlan,
@@ -27,6 +27,7 @@ from gateway.serving.answers import (
     stream_finisher,
     usage_of,
 )
+from gateway.serving.context import check_context
 from gateway.serving.gate import Pass, estimate_tokens, text_tokens_lower
 from gateway.serving.relay import SSE_HEADERS, primed, relay_app
 from gateway.serving.services import Services

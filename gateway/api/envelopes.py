@@ -62,7 +62,7 @@ def render(request: AnyRequest, err: errors.GatewayError) -> Response[bytes]:
     retry_after = err.retry_after_seconds
     if retry_after is not None:
         headers["retry-after"] = str(retry_after)
-    headers.update({name.lower(): value for name, value in err.extra.get("headers", {}).items()})
+    headers.update({name.lower(): value for name, value in err.headers.items()})
     if request.scope["path"].startswith(OPENAI_PATH_PREFIXES):
         body = msgspec.json.encode(
             OpenAIError(
@@ -81,8 +81,8 @@ def render(request: AnyRequest, err: errors.GatewayError) -> Response[bytes]:
                 message=err.message,
                 request_id=ctx.request_id,
                 retry_after=retry_after,
-                hint=err.extra.get("hint"),
-                reason=err.extra.get("reason"),
+                hint=err.hint,
+                reason=err.reason,
                 param=err.param,
             )
         )

@@ -15,7 +15,6 @@ from gateway.api.openai_body import ChatRequest, attach_images, parse_chat_reque
 from gateway.api.types import AnyRequest, ServicesDep
 from gateway.cache import CachedAnswer, CacheMode, KeyMaterial
 from gateway.constants import CACHE_STATUS_HEADER, ROUTE_CHAT, ROUTE_MODELS, TRACEPARENT_HEADER
-from gateway.images import check_context
 from gateway.serving.answers import (
     answer_once,
     cached_from_upstream,
@@ -26,6 +25,7 @@ from gateway.serving.answers import (
     stream_finisher,
     usage_of,
 )
+from gateway.serving.context import check_context
 from gateway.serving.gate import estimate_tokens, text_tokens_lower
 from gateway.serving.relay import SSE_HEADERS, primed, relay_openai
 

@@ -59,7 +59,7 @@ class DevEx:
                     image.data, self.thresholds, source_size=(image.source_width, image.source_height)
                 )
             except errors.ImageQualityTooLow as exc:
-                metrics.PRECHECK_REFUSALS.labels(reason=exc.extra["reason"]).inc()
+                metrics.PRECHECK_REFUSALS.labels(reason=exc.reason).inc()
                 if len(images) > 1:
                     exc.message = f"image {index + 1}: {exc.message}"
                 exc.param = "image"

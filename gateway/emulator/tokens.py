@@ -33,27 +33,20 @@ def prompt_tokens(texts: list[str], message_count: int, image_tokens: int) -> in
 
 
 def resolve_max_tokens(requested: int | None, prompt: int, max_model_len: int) -> int:
-    """vLLM's check: refuse a prompt (plus requested output) over the context; default to what is left."""
-    if requested is None:
-        if prompt >= max_model_len:
-            raise bad_request(
-                f"This model's maximum context length is {max_model_len} tokens. However, your request has "
-                f"{prompt} input tokens. Please reduce the length of the input messages.",
-                "input_tokens",
-            )
-        return max_model_len - prompt
-    if requested > max_model_len:
+    """vLLM 0.33's ``get_max_tokens``: what is left of the context caps ``max_tokens``.
+
+    A prompt + ``max_tokens`` over the context is not refused: the answer is shortened (and ends
+    with ``finish_reason: "length"``). Only a prompt that leaves no room at all is a 400, worded
+    as vLLM words it (UPSTREAM.md, "Context").
+    """
+    if prompt > max_model_len:
         raise bad_request(
-            f"max_tokens={requested} cannot be greater than max_model_len={max_model_len}. "
-            "Please request fewer output tokens.",
-            "max_tokens",
-        )
-    if prompt + requested > max_model_len:
-        raise bad_request(
-            f"This model's maximum context length is {max_model_len} tokens. However, you requested "
-            f"{requested} output tokens and your prompt contains {prompt} input tokens, for a total of "
-            f"{prompt + requested} tokens. Please reduce the length of the input prompt or the number "
-            "of requested output tokens.",
+            f"This model's maximum context length is {max_model_len} tokens. However, your prompt "
+            f"contains {prompt} input tokens, which exceeds this limit even without any output tokens. "
+            "Please reduce the length of the input messages.",
             "input_tokens",
         )
-    return requested
+    room = max_model_len - prompt
+    if room == 0:
+        raise bad_request("max_tokens must be at least 1, got 0.", "max_tokens")
+    return room if requested is None else min(requested, room)

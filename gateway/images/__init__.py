@@ -12,15 +12,13 @@ prepared.py    PreparedImage, the context check; geometry.py: smart_resize, visu
 from gateway.images.fetch import Resolver, system_resolve
 from gateway.images.geometry import image_prompt_tokens, smart_resize, visual_tokens
 from gateway.images.intake import ImageIntake
-from gateway.images.prepared import PreparedImage, check_context, prompt_tokens_estimate
+from gateway.images.prepared import PreparedImage
 
 __all__ = [
     "ImageIntake",
     "PreparedImage",
     "Resolver",
-    "check_context",
     "image_prompt_tokens",
-    "prompt_tokens_estimate",
     "smart_resize",
     "system_resolve",
     "visual_tokens",

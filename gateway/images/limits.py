@@ -1,6 +1,6 @@
 """Refusals with a machine-readable reason, and the per-request limits checked before any work.
 
-Every image error carries ``extra["reason"]`` (rendered as ``reason`` in the app envelope and
+Every image error carries ``reason`` (rendered as ``reason`` in the app envelope and
 used as the ``gateway_image_refusals{reason}`` label), one of the short words below.
 """
 
@@ -20,13 +20,13 @@ E = TypeVar("E", bound=GatewayError)
 
 
 def refuse(cls: type[E], message: str, reason: str) -> E:
-    """An image error of ``cls`` whose ``extra["reason"]`` names why."""
-    return cls(message, extra={"reason": reason})
+    """An image error of ``cls`` whose ``reason`` names why."""
+    return cls(message, reason=reason)
 
 
 def reason_of(err: GatewayError) -> str:
     """The refusal reason of an error raised by this package (a fallback for foreign ones)."""
-    reason = err.extra.get("reason")
+    reason = err.reason
     return reason if isinstance(reason, str) else "other"
 
 

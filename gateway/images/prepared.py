@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import msgspec
 import pybase64
 
-from gateway.errors import ContextOverflow
-from gateway.images.limits import refuse
 from gateway.images.refs import Source
 
 
@@ -45,30 +42,3 @@ class PreparedImage:
         if not self._text:
             self._text.append(bytes(self.json_uri())[1:-1].decode("ascii"))
         return self._text[0]
-
-
-def prompt_tokens_estimate(text_tokens: int, images: Iterable[PreparedImage]) -> int:
-    """Prompt tokens upstream: the text's plus every image's (framing included)."""
-    return text_tokens + sum(image.visual_tokens for image in images)
-
-
-def check_context(
-    *, text_tokens: int, images: Iterable[PreparedImage], max_tokens: int, max_model_len: int
-) -> int:
-    """The prompt estimate; 40006 when it plus ``max_tokens`` cannot fit the model's context.
-
-    vLLM refuses a request whose prompt plus ``max_tokens`` exceeds ``max_model_len``; refusing
-    here saves the round trip and names the images as the likely cause.
-    """
-    images = list(images)
-    image_tokens = sum(image.visual_tokens for image in images)
-    prompt = text_tokens + image_tokens
-    if prompt + max_tokens > max_model_len:
-        raise refuse(
-            ContextOverflow,
-            f"prompt needs about {prompt} tokens ({image_tokens} for {len(images)} image(s), "
-            f"{text_tokens} for text) plus max_tokens {max_tokens}; the model's context is "
-            f"{max_model_len} tokens",
-            "context",
-        )
-    return prompt

@@ -87,12 +87,12 @@ class Gate:
         decision = await self.limiter.evaluate(principal, estimated_tokens)
         refusal = decision.error()
         if refusal is not None:
-            refusal.extra["headers"] = decision.headers()
+            refusal.headers.update(decision.headers())
             raise refusal
         try:
             lease = await self.limiter.acquire(principal)
         except errors.TooManyRequests as exc:
             await self.limiter.reconcile(principal, estimated_tokens, 0)  # nothing will be spent
-            exc.extra["headers"] = decision.headers()
+            exc.headers.update(decision.headers())
             raise
         return Pass(principal, decision, estimated_tokens, lease, self.limiter)

@@ -25,8 +25,8 @@ from gateway.settings import Settings
 from gateway.upstream.errors import error_from_status, map_transport_errors
 from gateway.upstream.pool import ReplicaPool
 from gateway.upstream.replica import Replica
-from gateway.upstream.retry import call_with_retries, is_retryable, outcome_of, retry_after_of
-from gateway.upstream.stream import UpstreamStream
+from gateway.upstream.retry import call_with_retries, report_failure
+from gateway.upstream.stream import StreamAttempt, UpstreamStream
 
 log = structlog.get_logger("gateway.upstream")
 
@@ -75,10 +75,6 @@ class UpstreamClient:
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.upstream_connect_timeout)
 
     @property
-    def known_model(self) -> str | None:
-        return self.pool.model
-
-    @property
     def max_model_len(self) -> int:
         return self.pool.max_model_len or self.settings.upstream_max_model_len
 
@@ -112,7 +108,7 @@ class UpstreamClient:
         headers = self._request_headers(request_id, trace)
         deadline = time.monotonic() + self.settings.upstream_timeout
 
-        async def attempt(replica: Replica) -> UpstreamAnswer:
+        async def attempt(replica: Replica, held: contextlib.AsyncExitStack) -> UpstreamAnswer:
             return await self._post(replica, body, headers, deadline)
 
         return await call_with_retries(
@@ -163,59 +159,45 @@ class UpstreamClient:
         trace: str | None = None,
         affinity: str | None = None,
     ) -> UpstreamStream:
-        """Open a streaming chat request; retried like ``chat`` until a replica answers 200.
+        """Open a streaming chat request; retried like ``chat`` until a replica answers 200, and
+        again on another replica if it fails before its first output chunk (``UpstreamStream``).
 
-        The replica stays leased until the stream is closed, and no retry happens after that
-        point: from then on bytes may have reached the client.
+        Each replica stays leased until its stream is closed.
         """
         body = msgspec.json.encode(payload)
         headers = self._request_headers(request_id, trace)
         deadline = time.monotonic() + self.settings.upstream_first_token_timeout
-        tried: set[str] = set()
-        last: errors.GatewayError | None = None
-        for number in range(self.settings.upstream_retries + 1):
-            if number and time.monotonic() >= deadline:
-                break
-            held = contextlib.AsyncExitStack()
-            try:
-                replica = await held.enter_async_context(
-                    self.pool.lease(
-                        affinity=affinity, exclude=frozenset(tried), max_wait=deadline - time.monotonic()
-                    )
-                )
-            except errors.ServiceUnavailable:
-                if last is None:
-                    raise
-                raise last from last.__cause__
-            try:
-                response = await self._open(replica, body, headers, deadline)
-            except errors.GatewayError as exc:
-                await held.aclose()
-                outcome = outcome_of(exc)
-                if outcome is not None:
-                    self.pool.report(replica, outcome, retry_after_of(exc))
-                if not is_retryable(exc) or number == self.settings.upstream_retries:
-                    raise
-                tried.add(replica.name)
-                last = exc
-                metrics.UPSTREAM_RETRIES.labels(reason=outcome or "error").inc()
-                continue
-            except BaseException:
-                await held.aclose()
-                raise
-            self.pool.report(replica, "ok")
+        retries = self.settings.upstream_retries
+
+        async def attempt(replica: Replica, held: contextlib.AsyncExitStack) -> StreamAttempt:
+            response = await self._open(replica, body, headers, deadline)
             metrics.UPSTREAM_INFLIGHT.labels(replica=replica.name).inc()
             held.callback(metrics.UPSTREAM_INFLIGHT.labels(replica=replica.name).dec)
-            return UpstreamStream(
+            return StreamAttempt(
                 response,
                 replica.name,
                 first_token_timeout=self.settings.upstream_first_token_timeout,
                 chunk_timeout=self.settings.upstream_chunk_timeout,
                 keepalive_seconds=self.settings.upstream_keepalive_seconds,
-                on_close=held.aclose,
+                on_close=held.pop_all().aclose,  # the stream keeps its replica until closed
             )
-        assert last is not None
-        raise last
+
+        async def reopen(
+            failed: StreamAttempt, exc: errors.GatewayError, tried: frozenset[str]
+        ) -> StreamAttempt:
+            replica = self.pool.by_name(failed.replica)
+            outcome = report_failure(self.pool, replica, exc) if replica is not None else None
+            metrics.UPSTREAM_RETRIES.labels(reason=outcome or "error").inc()
+            if time.monotonic() >= deadline:
+                raise exc
+            return await call_with_retries(
+                self.pool, attempt, retries=0, affinity=affinity, deadline=deadline, exclude=tried
+            )
+
+        first = await call_with_retries(
+            self.pool, attempt, retries=retries, affinity=affinity, deadline=deadline
+        )
+        return UpstreamStream(first, reopen, retries=retries)
 
     async def _open(
         self, replica: Replica, body: bytes, headers: dict[str, str], deadline: float

@@ -21,7 +21,7 @@ _IMAGE_ERROR = re.compile(r"image|decode|identify|PIL|media", re.IGNORECASE)
 
 @contextlib.contextmanager
 def map_transport_errors(replica: str) -> Iterator[None]:
-    """Re-raise aiohttp (data plane) and httpx (control plane) transport errors as 503/504/502."""
+    """Re-raise aiohttp (data plane) and httpx (control plane) transport errors as typed gateway errors."""
     try:
         yield
     except (
@@ -30,20 +30,26 @@ def map_transport_errors(replica: str) -> Iterator[None]:
         httpx.ConnectError,
         httpx.ConnectTimeout,
     ) as exc:
-        raise errors.ServiceUnavailable(
-            f"upstream {replica} is unreachable",
-            retry_after=1,
-            extra={"retryable": True, "outcome": "connect_error"},
-        ) from exc
+        raise errors.UpstreamUnreachable(f"upstream {replica} is unreachable", retry_after=1) from exc
     except httpx.PoolTimeout as exc:
-        raise errors.ServiceUnavailable("no free upstream connection", retry_after=1) from exc
+        raise errors.UpstreamPoolExhausted(retry_after=1) from exc
     except (TimeoutError, httpx.TimeoutException) as exc:
         raise errors.UpstreamTimeout() from exc
     except (aiohttp.ClientError, httpx.HTTPError) as exc:
         # Disconnected, broken payload, protocol error: the replica died or spoke nonsense.
-        raise errors.UpstreamError(
-            f"upstream {replica} broke the connection", extra={"retryable": True, "outcome": "connect_error"}
-        ) from exc
+        raise errors.UpstreamDisconnected(f"upstream {replica} broke the connection") from exc
+
+
+# vLLM's context-overflow wordings across versions (UPSTREAM.md, "Context"). Checked before
+# anything else: the last one mentions images, yet it is the context, never a bad image.
+_CONTEXT_OVERFLOW = re.compile(
+    r"maximum context length"
+    r"|exceeds model'?s maximum context length"
+    r"|max_tokens must be at least 1, got 0"
+    r"|longer than the maximum model length"
+    r"|context length",
+    re.IGNORECASE,
+)
 
 
 def error_from_status(
@@ -52,10 +58,9 @@ def error_from_status(
     """The gateway error for a non-200 upstream answer (UPSTREAM.md lists vLLM's)."""
     message = _message(body)
     if status == 400:
-        lowered = message.lower()
-        if "maximum context length" in lowered or "context length" in lowered:
+        if _CONTEXT_OVERFLOW.search(message):
             return errors.ContextOverflow(message)
-        if "may be provided in one prompt" in lowered:
+        if "may be provided in one prompt" in message.lower():
             return errors.TooManyImages(message)
         if _IMAGE_ERROR.search(message):
             return errors.ImageUndecodable(message)
@@ -63,18 +68,13 @@ def error_from_status(
     if status == 422:
         return errors.ImageFetchFailed(message)
     if status in (429, 503):
-        return errors.ServiceUnavailable(
-            "upstream is overloaded",
-            retry_after=_retry_after(headers),
-            extra={"retryable": True, "outcome": "overloaded"},
-        )
+        return errors.UpstreamOverloaded(retry_after=_retry_after(headers))
     if status == 401:
         log.error("upstream_refused_credentials", replica=replica, hint="check GATEWAY_UPSTREAM_API_KEY")
-        # A configuration error, not a sick replica: do not eject it for this.
-        return errors.UpstreamError("upstream refused the gateway's credentials", extra={"outcome": "ok"})
+        return errors.UpstreamRejectedCredentials()
     if status == 404:
         log.error("upstream_model_not_found", replica=replica, message=message)
-        return errors.UpstreamError("upstream does not serve the configured model", extra={"outcome": "ok"})
+        return errors.UpstreamModelMissing()
     return errors.UpstreamError(f"upstream answered {status}")
 
 

@@ -88,6 +88,10 @@ class ReplicaPool:
     def replicas(self) -> list[Replica]:
         return list(self._replicas)
 
+    def by_name(self, name: str) -> Replica | None:
+        """The replica called ``name`` (r0, r1 ...), if it is still in the pool."""
+        return next((replica for replica in self._replicas if replica.name == name), None)
+
     @property
     def queued(self) -> int:
         return len(self._queue)

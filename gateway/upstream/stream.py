@@ -1,9 +1,14 @@
-"""An open upstream SSE stream with separate deadlines: connect, first token, gap between chunks.
+"""An open upstream SSE stream with separate deadlines, retried elsewhere until its first token.
 
 One total timeout would kill long answers, so each phase has its own: the first event must come
 within ``upstream_first_token_timeout`` (with keep-alive ticks every ``upstream_keepalive_seconds``
 meanwhile, so the client's connection stays warm) and every later chunk within
 ``upstream_chunk_timeout`` of the previous one.
+
+vLLM sends its 200 and headers before the engine runs, so a replica can die after "answering"
+and before producing anything. Until the first chunk that carries output (text, a finish
+reason), chunks are held back and a retryable failure reopens the request on another replica
+(:class:`UpstreamStream`); the client saw at most keep-alive comments, so nothing is replayed.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import msgspec
 
 from gateway import errors, metrics
 from gateway.upstream.sse import DONE, SSEDecoder
@@ -22,8 +28,8 @@ KEEPALIVE = None
 """What ``events()`` yields when the upstream is still silent and a keep-alive is due."""
 
 
-class UpstreamStream:
-    """Iterate ``events()`` for ``data:`` payloads; always ``aclose()`` (closing aborts upstream work)."""
+class StreamAttempt:
+    """One replica's open SSE response; always ``aclose()`` (closing aborts upstream work)."""
 
     def __init__(
         self,
@@ -60,9 +66,8 @@ class UpstreamStream:
                 if self.first_event_at is None:
                     wait = min(self.keepalive_seconds, deadline - time.perf_counter())
                     if wait <= 0:
-                        raise errors.UpstreamTimeout(
-                            f"no first token within {self.first_token_timeout:g} s",
-                            extra={"stage": "first_token"},
+                        raise errors.FirstTokenTimeout(
+                            f"no first token within {self.first_token_timeout:g} s"
                         )
                 else:
                     wait = self.chunk_timeout
@@ -72,14 +77,11 @@ class UpstreamStream:
                         if time.perf_counter() < deadline:
                             yield KEEPALIVE
                         continue  # the loop's head raises once the first-token deadline has passed
-                    raise errors.UpstreamTimeout(
-                        f"upstream silent for {self.chunk_timeout:g} s mid-stream",
-                        extra={"stage": "chunk_gap"},
-                    )
+                    raise errors.ChunkGapTimeout(f"upstream silent for {self.chunk_timeout:g} s mid-stream")
                 chunk = self._result(pending)
                 pending = None
                 if chunk is None:
-                    raise errors.UpstreamError("upstream stream ended before [DONE]")
+                    raise errors.UpstreamStreamBroken("upstream stream ended before [DONE]")
                 now = time.perf_counter()
                 if self.first_event_at is not None:
                     metrics.STREAM_CHUNK_GAP.observe(now - last)
@@ -102,7 +104,7 @@ class UpstreamStream:
         except StopAsyncIteration:
             return None
         except (aiohttp.ClientError, OSError) as exc:
-            raise errors.UpstreamError("upstream broke the stream") from exc
+            raise errors.UpstreamStreamBroken() from exc
         return chunk
 
     async def aclose(self) -> None:
@@ -118,3 +120,88 @@ class UpstreamStream:
                 self.response.close()
         finally:
             await self._on_close()
+
+
+class _Delta(msgspec.Struct):
+    content: str | None = None
+
+
+class _Choice(msgspec.Struct):
+    delta: _Delta = msgspec.field(default_factory=_Delta)
+    finish_reason: str | None = None
+
+
+class _Peek(msgspec.Struct):
+    choices: list[_Choice] = msgspec.field(default_factory=list)
+
+
+_peek = msgspec.json.Decoder(_Peek).decode
+
+
+def carries_output(payload: bytes) -> bool:
+    """Whether a chunk holds something the client must see (text or a finish reason)."""
+    try:
+        chunk = _peek(payload)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return True  # an error event or something odd: let the relay judge it
+    return any(choice.delta.content or choice.finish_reason for choice in chunk.choices)
+
+
+Reopen = Callable[[StreamAttempt, errors.GatewayError, frozenset[str]], Awaitable[StreamAttempt]]
+"""Report the failed attempt and open the request on a replica not in the set (or raise)."""
+
+
+class UpstreamStream:
+    """The stream a relay reads: ``events()`` yields ``data:`` payloads (``None`` for a keep-alive).
+
+    Failures before the first output chunk are retried on another replica through ``reopen``, at
+    most ``retries`` times; after it they propagate (bytes of the answer may have gone out).
+    """
+
+    def __init__(self, first: StreamAttempt, reopen: Reopen, *, retries: int) -> None:
+        self._current = first
+        self._reopen = reopen
+        self._retries = retries
+        self.committed = False
+
+    @property
+    def replica(self) -> str:
+        return self._current.replica
+
+    @property
+    def finished(self) -> bool:
+        return self._current.finished
+
+    async def events(self) -> AsyncIterator[bytes | None]:
+        tried = {self._current.replica}
+        while True:
+            held: list[bytes] = []
+            try:
+                async for payload in self._current.events():
+                    if payload is None or self.committed:
+                        yield payload
+                        continue
+                    held.append(payload)
+                    if carries_output(payload):
+                        self.committed = True
+                        for item in held:
+                            yield item
+                        held.clear()
+                for item in held:  # a complete answer with no output at all
+                    yield item
+                return
+            except errors.GatewayError as exc:
+                if self.committed or not exc.retryable or self._retries <= 0:
+                    raise
+                self._retries -= 1
+                failed = self._current
+                await failed.aclose()
+                try:
+                    self._current = await self._reopen(failed, exc, frozenset(tried))
+                except errors.ServiceUnavailable:
+                    raise exc from None  # no other replica: the client sees the real failure
+                tried.add(self._current.replica)
+
+    async def aclose(self) -> None:
+        """Close the upstream connection (vLLM aborts the request and frees its GPU memory)."""
+        await self._current.aclose()

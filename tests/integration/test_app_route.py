@@ -225,6 +225,20 @@ def test_context_overflow_is_40006(gateway, emulator_config) -> None:
     assert response.json()["code"] == 40006
 
 
+@pytest.mark.parametrize("emulator_config", [EmulatorConfig(max_model_len=1000, answer_tokens=400)])
+def test_prompt_that_fits_with_max_tokens_over_the_context_gets_a_shortened_answer(
+    gateway, emulator_config
+) -> None:
+    """vLLM 0.33 shortens max_tokens to the room left; the gateway must not refuse with 40006."""
+    response = gateway.ask(
+        {"image": bare_b64(photo_jpeg(1024, 768)), "prompt": "describe", "max_tokens": 500}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["finish_reason"] == "length"
+    assert body["usage"]["total_tokens"] == 1000
+
+
 def test_unknown_route_and_method_are_json(gateway) -> None:
     missing = gateway.client.get("/v1/nope")
     assert missing.status_code == 404

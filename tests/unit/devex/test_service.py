@@ -146,7 +146,7 @@ async def test_precheck_choice_and_refusal(tmp_path: Path) -> None:
         await devex.precheck([_prepared(good, (1024, 768))])
         with pytest.raises(errors.ImageQualityTooLow) as caught:
             await devex.precheck([_prepared(good, (1024, 768)), _prepared(out.getvalue(), (1024, 768))])
-        assert caught.value.message.startswith("image 2:") and caught.value.extra["reason"] == "too_dark"
+        assert caught.value.message.startswith("image 2:") and caught.value.reason == "too_dark"
 
 
 async def test_resolve_preset_checks_the_key(tmp_path: Path) -> None:

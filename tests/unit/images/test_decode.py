@@ -68,7 +68,7 @@ async def test_accepted_forms(intake: ImageIntake, ref: str) -> None:
 async def test_undecodable(intake: ImageIntake, ref: str, reason: str) -> None:
     err = await refused(intake, ref)
     assert isinstance(err, ImageUndecodable) and err.code == 40002
-    assert err.extra["reason"] == reason
+    assert err.reason == reason
 
 
 @pytest.mark.parametrize(
@@ -83,7 +83,7 @@ async def test_undecodable(intake: ImageIntake, ref: str, reason: str) -> None:
 )
 async def test_bad_scheme_is_a_url_refusal(intake: ImageIntake, ref: str) -> None:
     err = await refused(intake, ref)
-    assert isinstance(err, ImageURLRefused) and err.extra["reason"] == "scheme"
+    assert isinstance(err, ImageURLRefused) and err.reason == "scheme"
 
 
 def other_format(fmt: str) -> bytes:
@@ -105,7 +105,7 @@ def other_format(fmt: str) -> bytes:
 )
 async def test_other_formats_refused(intake: ImageIntake, data: bytes) -> None:
     err = await refused(intake, f"data:image/jpeg;base64,{base64.b64encode(data).decode()}")
-    assert isinstance(err, ImageUndecodable) and err.extra["reason"] == "format"
+    assert isinstance(err, ImageUndecodable) and err.reason == "format"
 
 
 @pytest.mark.parametrize(
@@ -122,7 +122,7 @@ async def test_other_formats_refused(intake: ImageIntake, data: bytes) -> None:
 )
 async def test_truncated_files_refused(intake: ImageIntake, data: bytes) -> None:
     err = await refused(intake, base64.b64encode(data).decode())
-    assert isinstance(err, ImageUndecodable) and err.extra["reason"] == "truncated"
+    assert isinstance(err, ImageUndecodable) and err.reason == "truncated"
 
 
 async def test_header_and_decoder_must_agree(intake: ImageIntake) -> None:
@@ -138,7 +138,7 @@ async def test_unsupported_jpeg_coding(intake: ImageIntake) -> None:
     sof = data.index(b"\xff\xc0")
     data[sof + 1] = 0xC3  # lossless
     err = await refused(intake, base64.b64encode(bytes(data)).decode())
-    assert isinstance(err, ImageUndecodable) and err.extra["reason"] == "format"
+    assert isinstance(err, ImageUndecodable) and err.reason == "format"
 
 
 def test_size_checked_before_decoding() -> None:
@@ -153,7 +153,7 @@ def test_size_checked_before_decoding() -> None:
 
 async def test_huge_base64_refused(intake: ImageIntake) -> None:
     err = await refused(intake, "data:image/jpeg;base64," + "A" * (40 * 1024 * 1024))
-    assert isinstance(err, PayloadTooLarge) and err.extra["reason"] == "bytes"
+    assert isinstance(err, PayloadTooLarge) and err.reason == "bytes"
 
 
 async def test_too_many_images(make_intake: Callable[..., ImageIntake]) -> None:

@@ -53,7 +53,7 @@ async def test_too_many_redirects(httpd: Httpd, intake: ImageIntake) -> None:
     httpd.routes["/r5"] = reply(body=PHOTO)
     with pytest.raises(ImageFetchFailed, match="redirected more than 3 times") as caught:
         await intake.prepare([f"{httpd.origin}/r0"])
-    assert caught.value.extra["reason"] == "redirects"
+    assert caught.value.reason == "redirects"
     assert len(httpd.requests) == 4  # the first request and 3 redirects followed
 
 
@@ -66,14 +66,14 @@ async def test_redirect_without_location(httpd: Httpd, intake: ImageIntake) -> N
 async def test_not_found(httpd: Httpd, intake: ImageIntake) -> None:
     with pytest.raises(ImageFetchFailed, match="HTTP 404") as caught:
         await intake.prepare([f"{httpd.origin}/missing.jpg"])
-    assert caught.value.code == 40004 and caught.value.extra["reason"] == "status"
+    assert caught.value.code == 40004 and caught.value.reason == "status"
 
 
 async def test_wrong_content_type(httpd: Httpd, intake: ImageIntake) -> None:
     httpd.routes["/page"] = reply(body=b"<html>hi</html>", content_type="text/html; charset=utf-8")
     with pytest.raises(ImageFetchFailed, match="text/html") as caught:
         await intake.prepare([f"{httpd.origin}/page"])
-    assert caught.value.extra["reason"] == "content_type"
+    assert caught.value.reason == "content_type"
 
 
 async def test_missing_content_type(httpd: Httpd, intake: ImageIntake) -> None:
@@ -101,7 +101,7 @@ async def test_body_cap_without_content_length(httpd: Httpd, intake: ImageIntake
     httpd.routes["/big"] = reply(body=b"\xff" * 200_000, length=None)
     with pytest.raises(PayloadTooLarge) as caught:
         await intake.prepare([f"{httpd.origin}/big"])
-    assert caught.value.code == 41301 and caught.value.extra["reason"] == "bytes"
+    assert caught.value.code == 41301 and caught.value.reason == "bytes"
 
 
 async def test_body_cap_with_chunked_encoding(httpd: Httpd, intake: ImageIntake) -> None:
@@ -124,21 +124,21 @@ async def test_lying_short_content_length_reads_no_more(httpd: Httpd, intake: Im
     assert len(await intake.fetcher.fetch(f"{httpd.origin}/liar")) == 1000
     with pytest.raises(ImageUndecodable) as caught:
         await intake.prepare([f"{httpd.origin}/liar"])
-    assert caught.value.extra["reason"] == "truncated"
+    assert caught.value.reason == "truncated"
 
 
 async def test_lying_long_content_length(httpd: Httpd, intake: ImageIntake) -> None:
     httpd.routes["/short"] = reply(body=PHOTO[:500], length=len(PHOTO))
     with pytest.raises(ImageFetchFailed) as caught:
         await intake.prepare([f"{httpd.origin}/short"])
-    assert caught.value.extra["reason"] == "network"
+    assert caught.value.reason == "network"
 
 
 async def test_deadline_on_silent_server(httpd: Httpd, intake: ImageIntake) -> None:
     httpd.routes["/silent"] = stall(5)
     with pytest.raises(ImageFetchFailed, match="timed out") as caught:
         await intake.prepare([f"{httpd.origin}/silent"])
-    assert caught.value.extra["reason"] == "timeout"
+    assert caught.value.reason == "timeout"
 
 
 async def test_deadline_covers_a_slow_drip_body(httpd: Httpd, intake: ImageIntake) -> None:
@@ -162,4 +162,4 @@ async def test_connection_refused(make_intake: Callable[..., ImageIntake]) -> No
     intake = make_intake(image_allow_private_urls=True, image_allowed_ports=[port])
     with pytest.raises(ImageFetchFailed, match="could not connect") as caught:
         await intake.prepare([f"http://127.0.0.1:{port}/x.jpg"])
-    assert caught.value.extra["reason"] == "connect"
+    assert caught.value.reason == "connect"

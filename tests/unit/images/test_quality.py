@@ -72,8 +72,8 @@ def test_bad_photos_are_refused_with_a_bilingual_hint(make, reason: str, hint_pa
         check_quality(_jpeg(make(_photo())), QualityThresholds())
     err = caught.value
     assert err.code == 40009
-    assert err.extra["reason"] == reason
-    assert hint_part in err.extra["hint"] and " / " in err.extra["hint"]
+    assert err.reason == reason
+    assert hint_part in err.hint and " / " in err.hint
 
 
 def test_a_sharp_photo_passes_in_any_format() -> None:
@@ -87,7 +87,7 @@ def test_source_size_counts_for_an_image_intake_upscaled() -> None:
     data = photo_jpeg(640, 480, seed=2)
     with pytest.raises(ImageQualityTooLow) as caught:
         check_quality(data, QualityThresholds(), source_size=(40, 30))
-    assert caught.value.extra["reason"] == "too_small"
+    assert caught.value.reason == "too_small"
 
 
 def test_thresholds_come_from_settings() -> None:

@@ -93,7 +93,7 @@ async def test_hostile_url_refused_without_connecting(
     with pytest.raises(ImageURLRefused) as caught:
         await intake.prepare([url.format(p=canary.port)])
     assert caught.value.code == 40003
-    assert caught.value.extra["reason"] in {"scheme", "credentials", "port", "host", "address"}
+    assert caught.value.reason in {"scheme", "credentials", "port", "host", "address"}
     assert canary.connections == 0
 
 
@@ -181,7 +181,7 @@ async def test_unresolvable_host_is_a_fetch_failure(make_intake: Callable[..., I
     intake = make_intake(resolver=FakeDNS({}))
     with pytest.raises(ImageFetchFailed) as caught:
         await intake.prepare(["https://nowhere.example/x.jpg"])
-    assert caught.value.extra["reason"] == "dns"
+    assert caught.value.reason == "dns"
 
 
 async def test_allow_private_opens_loopback(httpd: Httpd, make_intake: Callable[..., ImageIntake]) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 
+from gateway.upstream.client import UpstreamClient
 from gateway.upstream.pool import ReplicaPool
 from tests.unit.upstream.fleet import Fleet, make_settings
 
@@ -44,3 +46,20 @@ async def pool_factory() -> AsyncIterator[Callable[..., ReplicaPool]]:
     for pool in pools:
         await pool.aclose()
     await http.aclose()
+
+
+@pytest.fixture
+async def client_factory(
+    pool_factory: Callable[..., ReplicaPool],
+) -> AsyncIterator[Callable[..., UpstreamClient]]:
+    sessions: list[aiohttp.ClientSession] = []
+
+    def make(urls: list[str], **overrides: Any) -> UpstreamClient:
+        pool = pool_factory(urls, upstream_model="qwen3-vl-8b", **overrides)
+        session = aiohttp.ClientSession()
+        sessions.append(session)
+        return UpstreamClient(pool.settings, session, pool)
+
+    yield make
+    for session in sessions:
+        await session.close()
