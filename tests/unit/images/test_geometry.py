@@ -8,8 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from gateway.errors import ContextOverflow
-from gateway.images import ImageIntake, check_context, image_prompt_tokens, smart_resize, visual_tokens
+from gateway.images import ImageIntake, image_prompt_tokens, smart_resize, visual_tokens
 from gateway.images.geometry import AspectRatioError
 from tests.unit.images import factory
 
@@ -101,17 +100,3 @@ async def test_estimate_is_what_vllm_computes(
     if not image.passthrough:  # resized: already on the grid, so vLLM's resize is the identity
         assert (vllm_h, vllm_w) == (image.height, image.width)
         assert image.width * image.height <= BUDGET
-
-
-async def test_context_check(make_intake: Callable[..., ImageIntake]) -> None:
-    intake = make_intake()
-    photo = base64.b64encode(factory.flat(4032, 3024)).decode()
-    images = await intake.prepare([photo, photo])
-    assert (
-        check_context(text_tokens=100, images=images, max_tokens=512, max_model_len=32_768) == 100 + 2 * 1232
-    )
-    with pytest.raises(ContextOverflow) as caught:
-        check_context(text_tokens=100, images=images, max_tokens=512, max_model_len=2_048)
-    assert caught.value.code == 40006
-    assert "2464 for 2 image(s)" in caught.value.message
-    assert check_context(text_tokens=1_000, images=[], max_tokens=1_048, max_model_len=2_048) == 1_000
