@@ -14,6 +14,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from gateway import __version__, metrics
 from gateway.api.app_route import qwen_vl
 from gateway.api.context import RequestContext, RequestContextMiddleware
+from gateway.api.cors import CORSMiddleware
 from gateway.api.devex_routes import DEVEX_ROUTES
 from gateway.api.docs_route import docs_page
 from gateway.api.envelopes import handle_exception
@@ -93,7 +94,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             metrics.TOKENS.labels(direction="completion").inc(tokens[1])
         services.devex.record_usage(ctx.key_name, code=ctx.code, usage=tokens, cached=ctx.cache == "HIT")
 
-    app.asgi_handler = RequestContextMiddleware(app.asgi_handler, KNOWN_ROUTES, on_finish=count_usage)
+    handler = app.asgi_handler
+    if settings.cors_origins:
+        handler = CORSMiddleware(handler, settings.cors_origins)
+    app.asgi_handler = RequestContextMiddleware(handler, KNOWN_ROUTES, on_finish=count_usage)
     return app
 
 

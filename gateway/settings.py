@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     max_tokens_cap: int = Field(4096, ge=1)
     default_temperature: float | None = Field(None, ge=0, le=2)  # None: upstream default
 
+    # --- browsers ------------------------------------------------------------------------
+    cors_origins: CsvList = Field(default_factory=list)  # origins allowed to call /v1/*; none: CORS off
+
     # --- image intake --------------------------------------------------------------------
     image_allow_private_urls: bool = False
     image_url_allowlist: CsvList = Field(default_factory=list)  # hosts always allowed
@@ -139,7 +142,12 @@ class Settings(BaseSettings):
     feedback_store_images: bool = False
 
     @field_validator(
-        "upstream_urls", "upstream_model_aliases", "image_url_allowlist", "image_allowed_ports", mode="before"
+        "upstream_urls",
+        "upstream_model_aliases",
+        "image_url_allowlist",
+        "image_allowed_ports",
+        "cors_origins",
+        mode="before",
     )
     @classmethod
     def _csv(cls, value: Any) -> Any:

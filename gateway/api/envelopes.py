@@ -14,7 +14,14 @@ from gateway.schemas import AppError, OpenAIError, OpenAIErrorDetail
 
 log = structlog.get_logger("gateway.errors")
 
-OPENAI_PATH_PREFIXES = ("/v1/chat/", "/v1/models")
+# The app contract's routes answer in its envelope; every other /v1 path (the OpenAI routes, and
+# unknown ones an OpenAI SDK may call, like /v1/embeddings) in OpenAI's, so SDKs parse the error.
+APP_ENVELOPE_PATHS = frozenset({"/v1/qwen-vl", "/v1/presets", "/v1/feedback", "/v1/usage"})
+
+
+def wants_openai_envelope(path: str) -> bool:
+    return path.startswith("/v1/") and path.rstrip("/") not in APP_ENVELOPE_PATHS
+
 
 # OpenAI SDKs pick their exception class from the HTTP status; ``type`` mirrors OpenAI's names.
 _OPENAI_TYPES = {
@@ -63,7 +70,7 @@ def render(request: AnyRequest, err: errors.GatewayError) -> Response[bytes]:
     if retry_after is not None:
         headers["retry-after"] = str(retry_after)
     headers.update({name.lower(): value for name, value in err.headers.items()})
-    if request.scope["path"].startswith(OPENAI_PATH_PREFIXES):
+    if wants_openai_envelope(request.scope["path"]):
         body = msgspec.json.encode(
             OpenAIError(
                 error=OpenAIErrorDetail(

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tests.images import photo_jpeg
 from tests.integration.test_devex import create_key
+from tests.servers import serve
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "clients" / "examples"
 NODE = shutil.which("node")
@@ -58,3 +63,108 @@ def test_wrong_key_shows_the_fallback_text(make_gateway, emulator, tmp_path: Pat
         and answer["code"] == 40101
         and answer["text"] == "暂时没看清楚,换个角度再试试?"
     )
+
+
+class FakeFrontend:
+    """What stands between an app and the gateway when things go wrong, as a real HTTP server on
+    loopback: a proxy's HTML 502 page, or a gateway shedding load (429 + Retry-After, then an answer).
+    A fault the real gateway cannot be made to produce on demand; everything else runs for real."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.seen: list[tuple[float, str | None, bool]] = []  # (time, Idempotency-Key, stream)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = dict(scope["headers"])
+        stream = b'"stream": true' in body or b'"stream":true' in body
+        key = headers.get(b"idempotency-key", b"").decode() or None
+        self.seen.append((time.monotonic(), key, stream))
+        if self.mode == "html502":
+            page = b"<html><body><h1>502 Bad Gateway</h1>nginx</body></html>"
+            await self._answer(send, 502, [(b"content-type", b"text/html")], page)
+        elif len([s for s in self.seen if s[2] == stream]) == 1:  # first try of each kind: shed
+            refusal = {"code": 42901, "message": "rate limit exceeded", "request_id": "x", "retry_after": 1}
+            await self._answer(
+                send,
+                429,
+                [(b"content-type", b"application/json"), (b"retry-after", b"1")],
+                json.dumps(refusal).encode(),
+            )
+        elif stream:
+            events = [
+                {"text": "hello"},
+                {"text": " there"},
+                {"code": 0, "usage": {}, "finish_reason": "stop", "request_id": "r"},
+            ]
+            sse = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+            await self._answer(send, 200, [(b"content-type", b"text/event-stream")], sse)
+        else:
+            answer = {"code": 0, "text": "hello", "usage": {}, "request_id": "r"}
+            await self._answer(
+                send, 200, [(b"content-type", b"application/json")], json.dumps(answer).encode()
+            )
+
+    @staticmethod
+    async def _answer(send, status: int, headers, body: bytes) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def run_example(example: str, url: str, key: str, image: Path) -> subprocess.CompletedProcess[str]:
+    env = {"VLGW_URL": url, "VLGW_KEY": key, "VLGW_IMAGE": str(image), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(_command(example), env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("example", ["client_httpx.py", "client.mjs"])
+def test_a_proxys_html_error_page_is_an_error_not_a_crash(example, tmp_path: Path) -> None:
+    image = tmp_path / "photo.jpg"
+    image.write_bytes(photo_jpeg(seed=13))
+    with serve(FakeFrontend("html502")) as proxy:
+        result = run_example(example, proxy.url, "vlgw_any", image)
+    assert result.returncode == 1, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [line["code"] for line in lines] == [50299, 50299], result.stdout
+    assert all(line["text"] == "暂时没看清楚,换个角度再试试?" for line in lines)
+
+
+@pytest.mark.parametrize("example", ["client_httpx.py", "client.mjs"])
+def test_429_is_retried_after_retry_after_with_the_same_idempotency_key(example, tmp_path: Path) -> None:
+    image = tmp_path / "photo.jpg"
+    image.write_bytes(photo_jpeg(seed=14))
+    frontend = FakeFrontend("shed_once")
+    with serve(frontend) as server:
+        result = run_example(example, server.url, "vlgw_any", image)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for stream in (False, True):
+        tries = [seen for seen in frontend.seen if seen[2] is stream]
+        assert len(tries) == 2
+        assert tries[1][0] - tries[0][0] >= 0.9  # waited for Retry-After (1 s), not hammered
+        if not stream:
+            assert tries[0][1] is not None and tries[0][1] == tries[1][1]
+
+
+def test_python_example_keeps_the_photos_exif_orientation(make_gateway, emulator, tmp_path: Path) -> None:
+    """A phone photo stored landscape with EXIF Orientation 6 (rotate 90°) must reach the model upright."""
+    gw = make_gateway([emulator.url], auth_disabled=False)
+    key = create_key(tmp_path, "exif-app")
+    stored = Image.open(io.BytesIO(photo_jpeg(1600, 1200, seed=15)))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    image = tmp_path / "portrait.jpg"
+    stored.save(image, "JPEG", exif=exif)
+    result = run_example("client_httpx.py", gw.url, key, image)
+    assert result.returncode == 0, result.stdout + result.stderr
+    answer = json.loads(result.stdout.splitlines()[0])
+    width, height = map(int, re.search(r"(\d+)x(\d+)", answer["text"]).groups())
+    assert height > width, answer["text"]  # the emulator describes the image it received
