@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -23,6 +27,18 @@ from gateway.store.redis import ResilientRedis
 
 BANNER = "=" * 78
 DEMO_KEY_NAME = "demo"
+SAMPLE_PHOTO = Path(__file__).resolve().parents[2] / "examples" / "coffee.jpg"
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the emulator's process: get SIGTERM when ``vlgw dev`` ends, however it ends.
+
+    uvicorn re-raises SIGTERM after its graceful shutdown, which ends the process without
+    running ``atexit``; the kernel's parent-death signal (Linux) covers that and SIGKILL too.
+    """
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: atexit below is the fallback
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _vllm_answers(url: str) -> bool:
@@ -35,7 +51,8 @@ def _vllm_answers(url: str) -> bool:
 def _start_emulator(port: int) -> str:
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-        [sys.executable, "-m", "gateway", "emulator", "--host", "127.0.0.1", "--port", str(port)]
+        [sys.executable, "-m", "gateway", "emulator", "--host", "127.0.0.1", "--port", str(port)],
+        preexec_fn=_die_with_parent,
     )
     atexit.register(proc.terminate)
     deadline = time.monotonic() + 20
@@ -72,6 +89,16 @@ def _demo_key() -> str | None:
     return asyncio.run(_rotate_demo_key(settings))
 
 
+def first_call(base: str, key: str | None, photo: Path = SAMPLE_PHOTO) -> list[str]:
+    """The README's first call with the bundled sample photo, as shell lines."""
+    auth = f'-H "Authorization: Bearer {key}" ' if key else ""
+    head = '{"prompt": "请描述这张图片的内容", "image": "'
+    return [
+        f"  (printf '%s' '{head}'; base64 -w0 {photo}; printf '\"}}') \\",
+        f"    | curl -s {base}/v1/qwen-vl {auth}-H 'Content-Type: application/json' --data-binary @-",
+    ]
+
+
 def run_dev(*, port: int, emulator_port: int) -> int:
     """Serve on ``port``; print how to call it."""
     settings = load_settings()
@@ -93,15 +120,14 @@ def run_dev(*, port: int, emulator_port: int) -> int:
     os.environ.setdefault("GATEWAY_IMAGE_ALLOW_PRIVATE_URLS", "false")
     key = _demo_key()
     base = f"http://127.0.0.1:{port}"
-    auth = f'-H "Authorization: Bearer {key}" ' if key else ""
     lines += [
         f"gateway: {base}   (API reference: {base}/docs, metrics: {base}/metrics)",
         f"demo key (shown once, stored hashed; a new one each `vlgw dev`): {key}"
         if key
         else "auth is disabled (GATEWAY_AUTH_DISABLED=true)",
-        "try:",
-        f"  curl -s {base}/v1/qwen-vl {auth}-H 'Content-Type: application/json' \\",
-        '    -d \'{"image": "https://example.com/test.jpg", "prompt": "请描述这张图片的内容"}\'',
+        "try (any photo size: the JSON is piped in, not put on the command line):",
+        *first_call(base, key),
+        "operator commands: `uv run vlgw keys create --name myapp` (or activate .venv: `vlgw ...`)",
     ]
     print("\n".join([BANNER, *lines, BANNER]), flush=True)
     from gateway.ops.server import serve
