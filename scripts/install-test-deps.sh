@@ -5,11 +5,21 @@ set -euo pipefail
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # the /docs page test (tests/integration/test_docs_page.py)
+# The Kotlin client guide is compiled and run against the gateway (tests/integration/test_clients.py):
+# OkHttp and Android's own org.json from Debian; the Kotlin compiler from npm (below).
+[ -f /usr/share/java/okhttp.jar ] || need_apt+=(libokhttp-java)
+[ -f /usr/share/java/com.android.json.jar ] || need_apt+=(libandroid-json-java)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "installing ${need_apt[*]} with apt-get" >&2
   $SUDO apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+KOTLIN_TOOLS="${VLGW_TOOLS:-$HOME/.cache/vlgw-tools}/kotlin"
+if [ ! -x "$KOTLIN_TOOLS/node_modules/kotlin-compiler/bin/kotlinc" ] && command -v npm >/dev/null 2>&1; then
+  echo "installing kotlin-compiler 2.4.20 from npm into $KOTLIN_TOOLS" >&2
+  mkdir -p "$KOTLIN_TOOLS"
+  npm install --silent --no-audit --no-fund --prefix "$KOTLIN_TOOLS" kotlin-compiler@2.4.20 >/dev/null
 fi
 if [ -x scripts/install-validators.sh ] || [ -f scripts/install-validators.sh ]; then
   bash scripts/install-validators.sh

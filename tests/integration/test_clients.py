@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -19,10 +20,43 @@ from tests.integration.test_devex import create_key
 from tests.servers import serve
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "clients" / "examples"
+KOTLIN_GUIDE = Path(__file__).resolve().parents[2] / "docs" / "clients" / "kotlin"
 NODE = shutil.which("node")
+KOTLINC = Path(os.environ.get("VLGW_TOOLS", Path.home() / ".cache" / "vlgw-tools")) / (
+    "kotlin/node_modules/kotlin-compiler/bin/kotlinc"
+)
+JARS = ["/usr/share/java/okhttp.jar", "/usr/share/java/okio.jar", "/usr/share/java/com.android.json.jar"]
 
 
-def _command(example: str) -> list[str]:
+@pytest.fixture(scope="session")
+def kotlin_client(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The Kotlin guide compiled as an app would build it: OkHttpTransport.java (javac) against
+    OkHttp, VisionClient.kt + Main.kt (kotlinc 2.4) against it and Android's org.json."""
+    if not KOTLINC.exists() or not all(Path(jar).exists() for jar in JARS) or shutil.which("javac") is None:
+        pytest.skip("kotlinc, javac or the OkHttp/org.json jars are missing (scripts/install-test-deps.sh)")
+    out = tmp_path_factory.mktemp("kotlin")
+    classes = out / "classes"
+    javac = subprocess.run(
+        ["javac", "-Xlint:all", "-Werror", "-d", str(classes), "-cp", ":".join(JARS),
+         *map(str, sorted(KOTLIN_GUIDE.glob("*.java")))],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert javac.returncode == 0, javac.stderr
+    jar = out / "vlgw.jar"
+    kotlinc = subprocess.run(
+        [str(KOTLINC), "-Werror", *map(str, sorted(KOTLIN_GUIDE.glob("*.kt"))), "-cp",
+         ":".join([str(classes), *JARS]), "-include-runtime", "-d", str(jar)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert kotlinc.returncode == 0, kotlinc.stderr
+    return ["java", "-cp", ":".join([str(jar), str(classes), *JARS]), "vlgw.MainKt"]
+
+
+def _command(example: str, request: pytest.FixtureRequest | None = None) -> list[str]:
+    if example == "kotlin":
+        assert request is not None
+        command: list[str] = request.getfixturevalue("kotlin_client")
+        return command
     if example.endswith(".mjs"):
         if NODE is None:
             pytest.skip("node (Node.js 20+) is not installed")
@@ -30,14 +64,16 @@ def _command(example: str) -> list[str]:
     return [sys.executable, str(EXAMPLES / example)]
 
 
-@pytest.mark.parametrize("example", ["client_httpx.py", "client_openai.py", "client.mjs"])
-def test_example_gets_an_answer_and_a_stream(example, make_gateway, emulator, tmp_path: Path) -> None:
+@pytest.mark.parametrize("example", ["client_httpx.py", "client_openai.py", "client.mjs", "kotlin"])
+def test_example_gets_an_answer_and_a_stream(
+    example, make_gateway, emulator, tmp_path: Path, request
+) -> None:
     gw = make_gateway([emulator.url], auth_disabled=False)
     key = create_key(tmp_path, "example-app")
     image = tmp_path / "photo.jpg"
     image.write_bytes(photo_jpeg(2400, 1800, seed=11))  # bigger than the examples upload
     result = subprocess.run(
-        _command(example),
+        _command(example, request),
         env={"VLGW_URL": gw.url, "VLGW_KEY": key, "VLGW_IMAGE": str(image), "PATH": "/usr/bin:/bin"},
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
@@ -121,30 +157,34 @@ class FakeFrontend:
         await send({"type": "http.response.body", "body": body})
 
 
-def run_example(example: str, url: str, key: str, image: Path) -> subprocess.CompletedProcess[str]:
+def run_example(
+    example: str, url: str, key: str, image: Path, request: pytest.FixtureRequest | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {"VLGW_URL": url, "VLGW_KEY": key, "VLGW_IMAGE": str(image), "PATH": "/usr/bin:/bin"}
-    return subprocess.run(_command(example), env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(_command(example, request), env=env, capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.parametrize("example", ["client_httpx.py", "client.mjs"])
-def test_a_proxys_html_error_page_is_an_error_not_a_crash(example, tmp_path: Path) -> None:
+@pytest.mark.parametrize("example", ["client_httpx.py", "client.mjs", "kotlin"])
+def test_a_proxys_html_error_page_is_an_error_not_a_crash(example, tmp_path: Path, request) -> None:
     image = tmp_path / "photo.jpg"
     image.write_bytes(photo_jpeg(seed=13))
     with serve(FakeFrontend("html502")) as proxy:
-        result = run_example(example, proxy.url, "vlgw_any", image)
+        result = run_example(example, proxy.url, "vlgw_any", image, request)
     assert result.returncode == 1, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [line["code"] for line in lines] == [50299, 50299], result.stdout
     assert all(line["text"] == "暂时没看清楚,换个角度再试试?" for line in lines)
 
 
-@pytest.mark.parametrize("example", ["client_httpx.py", "client.mjs"])
-def test_429_is_retried_after_retry_after_with_the_same_idempotency_key(example, tmp_path: Path) -> None:
+@pytest.mark.parametrize("example", ["client_httpx.py", "client.mjs", "kotlin"])
+def test_429_is_retried_after_retry_after_with_the_same_idempotency_key(
+    example, tmp_path: Path, request
+) -> None:
     image = tmp_path / "photo.jpg"
     image.write_bytes(photo_jpeg(seed=14))
     frontend = FakeFrontend("shed_once")
     with serve(frontend) as server:
-        result = run_example(example, server.url, "vlgw_any", image)
+        result = run_example(example, server.url, "vlgw_any", image, request)
     assert result.returncode == 0, result.stdout + result.stderr
     for stream in (False, True):
         tries = [seen for seen in frontend.seen if seen[2] is stream]
