@@ -17,12 +17,14 @@ route handlers only raise, and one exception handler per envelope renders them.
     │   ├── ParameterOutOfRange       40007
     │   ├── UnknownPreset             40008
     │   ├── ImageQualityTooLow        40009  carries a ``hint``
-    │   └── IdempotencyConflict       40010  same Idempotency-Key, different body
+    │   └── VideoUndecodable          40010  not a decodable clip of an allowed container/codec
     ├── Unauthorized                  401 40101
     ├── Forbidden                     403 40301
     ├── NotFound                      404 40401  unknown route; feedback on an unknown/foreign request id
     ├── MethodNotAllowed              405 40501
     ├── PayloadTooLarge               413 41301
+    │   └── VideoTooLarge             41302  video over its duration, frame, pixel or work limit
+    ├── IdempotencyConflict           422 42201  same Idempotency-Key, different body
     ├── TooManyRequests               429 (carry ``retry_after``)
     │   ├── RequestRateLimited        42901
     │   ├── TokenRateLimited          42902
@@ -145,9 +147,9 @@ class ImageQualityTooLow(BadRequest):
         super().__init__(message, hint=hint, reason=reason)
 
 
-class IdempotencyConflict(BadRequest):
+class VideoUndecodable(BadRequest):
     code = 40010
-    default_message = "Idempotency-Key was already used with a different request body"
+    default_message = "video is not a decodable clip of an allowed container/codec"
 
 
 class Unauthorized(GatewayError):
@@ -178,6 +180,19 @@ class PayloadTooLarge(GatewayError):
     status = 413
     code = 41301
     default_message = "request body, decoded image or pixel count over the limit"
+
+
+class VideoTooLarge(PayloadTooLarge):
+    code = 41302
+    default_message = "video over its duration, frame or pixel limit"
+
+
+class IdempotencyConflict(GatewayError):
+    """422, as the IETF Idempotency-Key draft answers a key reused with a different payload."""
+
+    status = 422
+    code = 42201
+    default_message = "Idempotency-Key was already used with a different request body"
 
 
 class TooManyRequests(GatewayError):
@@ -285,12 +300,14 @@ ALL_ERRORS: tuple[type[GatewayError], ...] = (
     ParameterOutOfRange,
     UnknownPreset,
     ImageQualityTooLow,
-    IdempotencyConflict,
+    VideoUndecodable,
     Unauthorized,
     Forbidden,
     NotFound,
     MethodNotAllowed,
     PayloadTooLarge,
+    VideoTooLarge,
+    IdempotencyConflict,
     RequestRateLimited,
     TokenRateLimited,
     ConcurrencyLimited,

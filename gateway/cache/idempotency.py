@@ -4,7 +4,7 @@ Records live apart from the content cache (their own key prefix), scoped to the 
 for ``idempotency_ttl_seconds``. A record holds the body fingerprint and the answer, so:
 
 * same key, same body, first answer stored  → that answer, at any temperature (replayed);
-* same key, different body                  → :class:`~gateway.errors.IdempotencyConflict` (40010);
+* same key, different body                  → :class:`~gateway.errors.IdempotencyConflict` (42201, HTTP 422);
 * same key while the first is still running → waits for it (up to ``coalesce_timeout``), since a
   mobile client retrying after a dropped connection wants the answer, not a 409 to retry again;
 * first attempt failed or was cut short     → nothing stored; the retry runs afresh.
@@ -98,7 +98,7 @@ class IdempotencyStore:
     async def attempt(
         self, *, owner: str, idempotency_key: str, body_hash: str
     ) -> AsyncIterator[IdempotentAttempt]:
-        """Enter one attempt; raises IdempotencyConflict (40010) or CoalesceTimeout (504)."""
+        """Enter one attempt; raises IdempotencyConflict (42201) or CoalesceTimeout (504)."""
         try:
             ticket = await self.flights.join(self.record_key(owner, idempotency_key), tag=body_hash.encode())
         except FlightConflict:

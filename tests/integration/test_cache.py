@@ -114,8 +114,8 @@ def test_idempotency_key_replays_at_any_temperature(gateway, emulator) -> None:
     assert first.json()["text"] == retry.json()["text"]
     assert emulator_stats(emulator)["chat_requests"] == 1
     conflict = gateway.ask(body(temperature=0.9, prompt="another question"), headers=headers)
-    assert conflict.status_code == 400
-    assert conflict.json()["code"] == 40010
+    assert conflict.status_code == 422
+    assert conflict.json()["code"] == 42201
 
 
 @pytest.mark.slow

@@ -45,7 +45,7 @@ async def test_the_same_key_with_another_body_is_a_conflict(new_backend: Backend
     await store.run(owner="app", idempotency_key="order-1", body_hash="b1", compute=Sampler())
     with pytest.raises(IdempotencyConflict) as info:
         await store.run(owner="app", idempotency_key="order-1", body_hash="b2", compute=Sampler())
-    assert info.value.code == 40010
+    assert (info.value.code, info.value.status) == (42201, 422)
     assert "order-1" in info.value.message and "different request body" in info.value.message
 
 
