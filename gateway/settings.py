@@ -121,6 +121,26 @@ class Settings(BaseSettings):
     image_workers: int = Field(2, ge=1)
     image_max_concurrent: int = Field(16, ge=1)
 
+    # --- video intake (docs/video.md) ------------------------------------------------------
+    video_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)  # one encoded clip
+    video_max_duration: float = Field(30.0, gt=0)  # seconds
+    video_max_source_pixels: int = Field(3840 * 2160, ge=1)  # one decoded frame (4K)
+    video_max_source_side: int = Field(4096, ge=1)
+    video_max_source_fps: float = Field(240.0, gt=0)  # phone slow motion
+    video_max_source_frames: int = Field(7200, ge=1)  # frames decoded: 30 s at 240 fps
+    video_max_streams: int = Field(8, ge=1)  # all streams; exactly one of them video
+    video_sample_fps: float = Field(2.0, gt=0)  # = vLLM --media-io-kwargs video fps
+    video_max_frames: int = Field(60, ge=2)  # frames sent upstream (even: temporal patch 2)
+    video_frame_pixel_budget: int = Field(409_600, ge=4096)  # one sampled frame
+    video_total_pixel_budget: int = Field(12_582_912, ge=8192)  # all sampled frames together
+    video_jpeg_quality: int = Field(85, ge=50, le=100)
+    video_decode_timeout: float = Field(20.0, gt=0)  # wall-clock seconds for probe + decode
+    video_decode_cpu_seconds: float = Field(15.0, gt=0)  # CPU seconds of the decoding thread
+    video_decode_threads: int = Field(1, ge=1, le=16)  # FFmpeg threads per clip
+    video_max_decode_bytes: int = Field(512 * 1024 * 1024, ge=1024 * 1024)  # estimated, per clip
+    video_workers: int = Field(1, ge=1)  # clips decoded at once
+    video_fetch_timeout: float = Field(15.0, gt=0)
+
     # --- response cache ------------------------------------------------------------------
     cache_enabled: bool = True
     cache_ttl_seconds: int = Field(86_400, ge=1)
@@ -169,6 +189,12 @@ class Settings(BaseSettings):
             raise ValueError("GATEWAY_DEFAULT_MAX_TOKENS is above GATEWAY_MAX_TOKENS_CAP")
         if self.image_min_pixels > self.image_pixel_budget:
             raise ValueError("GATEWAY_IMAGE_MIN_PIXELS is above GATEWAY_IMAGE_PIXEL_BUDGET")
+        if self.video_max_frames % 2:
+            raise ValueError("GATEWAY_VIDEO_MAX_FRAMES must be even (Qwen3-VL reads frames in pairs)")
+        if self.video_max_duration * self.video_sample_fps > self.video_max_frames:
+            raise ValueError(
+                "GATEWAY_VIDEO_MAX_DURATION x GATEWAY_VIDEO_SAMPLE_FPS is above GATEWAY_VIDEO_MAX_FRAMES"
+            )
         return self
 
 

@@ -60,7 +60,11 @@ def make_client(timeout: float, max_connections: int) -> httpx.AsyncClient:
 
 
 class Fetcher:
-    """Fetches image URLs under the URL policy, a byte cap and a deadline."""
+    """Fetches image URLs under the URL policy, a byte cap and a deadline.
+
+    ``media`` ("image", "video") is the content type family accepted (besides octet-stream), sent
+    in ``Accept`` and named in messages; ``policy.media`` should match it.
+    """
 
     def __init__(
         self,
@@ -71,7 +75,9 @@ class Fetcher:
         timeout: float,
         max_bytes: int,
         max_redirects: int,
+        media: str = "image",
     ) -> None:
+        self.media = media
         self.policy = policy
         self.http = http
         self.resolve: Resolver = resolver or system_resolve
@@ -87,7 +93,7 @@ class Fetcher:
                 return await self._fetch(url)
         except TimeoutError:
             raise refuse(
-                ImageFetchFailed, f"image URL timed out after {self.timeout:g}s", "timeout"
+                ImageFetchFailed, f"{self.media} URL timed out after {self.timeout:g}s", "timeout"
             ) from None
         finally:
             IMAGE_FETCH_DURATION.observe(time.perf_counter() - started)
@@ -105,7 +111,7 @@ class Fetcher:
             finally:
                 await response.aclose()
         raise refuse(
-            ImageFetchFailed, f"image URL redirected more than {self.max_redirects} times", "redirects"
+            ImageFetchFailed, f"{self.media} URL redirected more than {self.max_redirects} times", "redirects"
         )
 
     async def _addresses(self, target: Target) -> list[IPAddress]:
@@ -113,7 +119,9 @@ class Fetcher:
             return [target.literal]
         found = await self.resolve(target.host)
         if not found:
-            raise refuse(ImageFetchFailed, f"image URL host {target.host!r} could not be resolved", "dns")
+            raise refuse(
+                ImageFetchFailed, f"{self.media} URL host {target.host!r} could not be resolved", "dns"
+            )
         # Every address is checked, not just the one used: a name with one private A record
         # is refused even if a public one comes first.
         return [self.policy.check_address(target, address) for address in found]
@@ -121,7 +129,7 @@ class Fetcher:
     async def _connect(self, target: Target, addresses: list[IPAddress]) -> httpx.Response:
         headers = {
             "Host": target.host_header,
-            "Accept": "image/*",
+            "Accept": f"{self.media}/*",
             "Accept-Encoding": "identity",  # a compressed body could be a zip bomb under the cap
             "Connection": "close",
             "User-Agent": USER_AGENT,
@@ -138,26 +146,28 @@ class Fetcher:
                 failure = f"could not connect ({type(exc).__name__})"
             except httpx.TimeoutException:
                 raise refuse(
-                    ImageFetchFailed, f"image URL timed out after {self.timeout:g}s", "timeout"
+                    ImageFetchFailed, f"{self.media} URL timed out after {self.timeout:g}s", "timeout"
                 ) from None
             except httpx.HTTPError as exc:
                 raise refuse(
-                    ImageFetchFailed, f"image URL fetch failed ({type(exc).__name__})", "network"
+                    ImageFetchFailed, f"{self.media} URL fetch failed ({type(exc).__name__})", "network"
                 ) from None
-        raise refuse(ImageFetchFailed, f"image URL host {target.host!r}: {failure}", "connect")
+        raise refuse(ImageFetchFailed, f"{self.media} URL host {target.host!r}: {failure}", "connect")
 
     def _next_hop(self, response: httpx.Response) -> str:
         location = response.headers.get("location")
         if not location:
             raise refuse(
-                ImageFetchFailed, f"image URL answered {response.status_code} without a Location", "status"
+                ImageFetchFailed,
+                f"{self.media} URL answered {response.status_code} without a Location",
+                "status",
             )
         # Resolve a relative Location against the URL the client asked for, not the IP URL.
         base = httpx.URL(self._current_url(response))
         try:
             return str(base.join(location))
         except (httpx.InvalidURL, ValueError):
-            raise refuse(ImageURLRefused, "image URL redirected to a malformed URL", "host") from None
+            raise refuse(ImageURLRefused, f"{self.media} URL redirected to a malformed URL", "host") from None
 
     @staticmethod
     def _current_url(response: httpx.Response) -> str:
@@ -167,19 +177,23 @@ class Fetcher:
 
     async def _read(self, response: httpx.Response) -> bytes:
         if response.status_code != 200:
-            raise refuse(ImageFetchFailed, f"image URL answered HTTP {response.status_code}", "status")
+            raise refuse(ImageFetchFailed, f"{self.media} URL answered HTTP {response.status_code}", "status")
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        if not content_type.startswith("image/") and content_type not in OCTET_STREAM_TYPES:
+        if not content_type.startswith(f"{self.media}/") and content_type not in OCTET_STREAM_TYPES:
             shown = content_type or "none"
             raise refuse(
-                ImageFetchFailed, f"image URL content type is {shown!r}, not an image", "content_type"
+                ImageFetchFailed,
+                f"{self.media} URL content type is {shown!r}, not {self.media}/*",
+                "content_type",
             )
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
-            raise refuse(ImageFetchFailed, f"image URL sent a {encoding!r}-encoded body", "content_type")
+            raise refuse(
+                ImageFetchFailed, f"{self.media} URL sent a {encoding!r}-encoded body", "content_type"
+            )
         declared = response.headers.get("content-length")
         if declared is not None and declared.isdigit():
-            check_encoded_size(int(declared), self.max_bytes, "image URL body")
+            check_encoded_size(int(declared), self.max_bytes, f"{self.media} URL body")
         body = bytearray()
         try:
             async for chunk in response.aiter_raw():
@@ -187,15 +201,15 @@ class Fetcher:
                 if len(body) > self.max_bytes:
                     raise refuse(
                         PayloadTooLarge,
-                        f"image URL body is over {self.max_bytes} bytes; at most that allowed per image",
+                        f"{self.media} URL body is over {self.max_bytes} bytes; at most that allowed",
                         "bytes",
                     )
         except httpx.TimeoutException:
             raise refuse(
-                ImageFetchFailed, f"image URL timed out after {self.timeout:g}s", "timeout"
+                ImageFetchFailed, f"{self.media} URL timed out after {self.timeout:g}s", "timeout"
             ) from None
         except httpx.HTTPError as exc:
             raise refuse(
-                ImageFetchFailed, f"image URL body could not be read ({type(exc).__name__})", "network"
+                ImageFetchFailed, f"{self.media} URL body could not be read ({type(exc).__name__})", "network"
             ) from None
         return bytes(body)

@@ -56,9 +56,20 @@ class Target:
 
 
 class UrlPolicy:
-    """Which URLs an image fetch may follow (settings: ``image_allow_private_urls`` and friends)."""
+    """Which URLs an image fetch may follow (settings: ``image_allow_private_urls`` and friends).
 
-    def __init__(self, *, allow_private: bool, allowlist: Iterable[str], ports: Iterable[int]) -> None:
+    ``media`` ("image", "video") only names the thing fetched in refusal messages.
+    """
+
+    def __init__(
+        self,
+        *,
+        allow_private: bool,
+        allowlist: Iterable[str],
+        ports: Iterable[int],
+        media: str = "image",
+    ) -> None:
+        self.media = media
         self.allow_private = allow_private
         self.ports = frozenset(ports)
         self._hosts: set[str] = set()
@@ -73,30 +84,36 @@ class UrlPolicy:
     def check(self, url: str) -> Target:
         """A Target for ``url``, or ImageURLRefused (40003) saying which rule it broke."""
         if _UNSAFE.search(url):
-            raise refuse(ImageURLRefused, "image URL contains spaces, control characters or '\\'", "host")
+            raise refuse(
+                ImageURLRefused, f"{self.media} URL contains spaces, control characters or '\\'", "host"
+            )
         scheme = url.partition(":")[0].lower()
         if scheme not in DEFAULT_PORTS:
-            raise refuse(ImageURLRefused, f"image URL scheme {scheme!r} refused: only http(s)", "scheme")
+            raise refuse(
+                ImageURLRefused, f"{self.media} URL scheme {scheme!r} refused: only http(s)", "scheme"
+            )
         try:
             parts = urlsplit(url)
             explicit_port = parts.port
         except ValueError as exc:
-            raise refuse(ImageURLRefused, f"image URL is malformed: {exc}", "host") from None
+            raise refuse(ImageURLRefused, f"{self.media} URL is malformed: {exc}", "host") from None
         if "@" in parts.netloc:
-            raise refuse(ImageURLRefused, "image URL must not carry credentials (user@host)", "credentials")
+            raise refuse(
+                ImageURLRefused, f"{self.media} URL must not carry credentials (user@host)", "credentials"
+            )
         raw_host = parts.hostname
         if not raw_host:
-            raise refuse(ImageURLRefused, "image URL has no host", "host")
+            raise refuse(ImageURLRefused, f"{self.media} URL has no host", "host")
         try:
             host, literal = _parse_host(raw_host, bracketed=parts.netloc.startswith("["))
         except HostError as exc:
-            raise refuse(ImageURLRefused, f"image URL refused: {exc}", "host") from None
+            raise refuse(ImageURLRefused, f"{self.media} URL refused: {exc}", "host") from None
         port = DEFAULT_PORTS[scheme] if explicit_port is None else explicit_port
         if port not in self.ports and (host, port) not in self._host_ports:
-            raise refuse(ImageURLRefused, f"image URL port {port} refused", "port")
+            raise refuse(ImageURLRefused, f"{self.media} URL port {port} refused", "port")
         trusted = self.allow_private or host in self._hosts or (host, port) in self._host_ports
         if not trusted and is_local_name(host):
-            raise refuse(ImageURLRefused, f"image URL host {host!r} is local", "address")
+            raise refuse(ImageURLRefused, f"{self.media} URL host {host!r} is local", "address")
         path = parts.path or "/"
         if not path.startswith("/"):
             path = "/" + path
@@ -120,7 +137,9 @@ class UrlPolicy:
                 return parsed
         elif is_public(parsed):
             return parsed
-        raise refuse(ImageURLRefused, f"image URL host {target.host!r} is not a public address", "address")
+        raise refuse(
+            ImageURLRefused, f"{self.media} URL host {target.host!r} is not a public address", "address"
+        )
 
 
 def _parse_host(raw: str, *, bracketed: bool) -> tuple[str, IPAddress | None]:
