@@ -138,7 +138,8 @@ class Settings(BaseSettings):
     video_decode_cpu_seconds: float = Field(15.0, gt=0)  # CPU seconds of the decoding thread
     video_decode_threads: int = Field(1, ge=1, le=16)  # FFmpeg threads per clip
     video_max_decode_bytes: int = Field(512 * 1024 * 1024, ge=1024 * 1024)  # estimated, per clip
-    video_workers: int = Field(1, ge=1)  # clips decoded at once
+    video_workers: int = Field(1, ge=1)  # clips decoded at once (threads)
+    video_max_concurrent: int = Field(4, ge=1)  # clips fetched or decoded at once (memory bound)
     video_fetch_timeout: float = Field(15.0, gt=0)
 
     # --- response cache ------------------------------------------------------------------
