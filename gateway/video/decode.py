@@ -21,7 +21,7 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 from PIL import Image
 
-from gateway.video.geometry import FramePlan
+from gateway.video.geometry import FramePlan, frame_count
 from gateway.video.limits import VideoLimits, too_large, undecodable
 from gateway.video.probe import DURATION_SLACK, Probe, check_frame_size
 
@@ -179,12 +179,17 @@ class Sampler:
             raise undecodable("video has no decodable frames", "corrupt")
         declared = self.probe.duration
         covered = self.last + (1 / self.probe.fps if self.probe.fps else 0.0)
-        if declared is not None and declared - covered > max(TRUNCATION_SECONDS, TRUNCATION_SHARE * declared):
+        if declared is None:  # planned for the longest clip: keep what the frames cover
+            wanted = frame_count(covered, self.limits)
+        elif declared - covered > max(TRUNCATION_SECONDS, TRUNCATION_SHARE * declared):
             raise undecodable(
                 f"video is cut short: frames end at {covered:.1f} s of a declared {declared:.1f} s",
                 "truncated",
             )
-        while len(self.jpegs) < len(self.targets):
+        else:
+            wanted = len(self.targets)
+        del self.jpegs[wanted:]
+        while len(self.jpegs) < wanted:
             self.jpegs.append(self._shown_jpeg())  # the last frame stays on screen
         rotation = self.rotation or 0
         width, height = self.plan.width, self.plan.height

@@ -2,10 +2,10 @@
 
 Frames are sampled at ``sample_fps`` from the clip's start, one every 1/fps seconds, as many as
 its duration holds (a target in the last quarter interval is not worth a frame: container
-durations overshoot by an audio pre-roll or a frame's display time), rounded up to an even count (Qwen3-VL's temporal patch is 2 frames; the
-last frame repeats, as Qwen's own processor pads), at most ``max_frames``. Each frame is sized
-with the images' ``smart_resize`` on the 32-px grid under the smaller of the per-frame budget
-and the total budget shared by all frames.
+durations overshoot by an audio pre-roll or a frame's display time), rounded up to an even
+count (Qwen3-VL's temporal patch is 2 frames; the last frame repeats, as Qwen's own processor
+pads), at most ``max_frames``. Each frame is sized with the images' ``smart_resize`` on the
+32-px grid under the smaller of the per-frame budget and the total budget shared by all frames.
 
 Tokens (UPSTREAM.md "Video"; transformers' Qwen3-VL processor): each pair of frames is written
 as ``<t seconds>`` text, then ``<|vision_start|>``, (h/32)·(w/32) video tokens and

@@ -54,7 +54,7 @@ def sniff(data: bytes) -> str:
         return "mov"
     if data.startswith(_EBML):
         return "matroska"
-    what = next((name for magic, name in _OTHER if data.startswith(magic)), "not a video")
+    what = next((name for magic, name in _OTHER if data.startswith(magic)), "not a recognised clip")
     raise undecodable(f"video is {what}: only mp4, mov and webm clips are accepted", "format")
 
 

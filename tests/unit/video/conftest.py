@@ -18,7 +18,9 @@ __all__ = ["canary", "httpd"]  # fixtures shared with the image tests
 async def make_intake() -> AsyncIterator[Callable[..., VideoIntake]]:
     made: list[VideoIntake] = []
 
-    def make(*, resolver: Any = None, http: Any = None, executor: Any = None, **overrides: Any) -> VideoIntake:
+    def make(
+        *, resolver: Any = None, http: Any = None, executor: Any = None, **overrides: Any
+    ) -> VideoIntake:
         intake = VideoIntake(
             Settings(**overrides), resolver=resolver or FakeDNS(), http=http, executor=executor
         )

@@ -32,11 +32,17 @@ def b64(data: bytes) -> str:
         pytest.param(lambda: clips.webm(audio=True), "vp9", "matroska", True, id="webm-vp9-opus"),
         pytest.param(lambda: clips.encode(container="mov", codec="libx264"), "h264", "mp4", False, id="mov"),
         pytest.param(lambda: clips.encode(codec="hevc"), "hevc", "mp4", False, id="mp4-hevc"),
-        pytest.param(lambda: clips.encode(container="matroska", codec="libx264"), "h264", "matroska", False, id="mkv"),
+        pytest.param(
+            lambda: clips.encode(container="matroska", codec="libx264"), "h264", "matroska", False, id="mkv"
+        ),
     ],
 )
 async def test_allowed_clips_become_jpeg_frames(
-    clip: Callable[[], bytes], codec: str, container: str, audio: bool, make_intake: Callable[..., VideoIntake]
+    clip: Callable[[], bytes],
+    codec: str,
+    container: str,
+    audio: bool,
+    make_intake: Callable[..., VideoIntake],
 ) -> None:
     data = clip()  # 30 frames at 30 fps: one second
     video = await make_intake().prepare(b64(data))
@@ -87,7 +93,10 @@ async def test_one_clip_one_hash_over_every_transport(
     ],
 )
 async def test_rotated_clip_comes_out_upright(
-    rotation: int, top: tuple[int, int, int], bottom: tuple[int, int, int], make_intake: Callable[..., VideoIntake]
+    rotation: int,
+    top: tuple[int, int, int],
+    bottom: tuple[int, int, int],
+    make_intake: Callable[..., VideoIntake],
 ) -> None:
     """The display matrix says how far to turn the coded frame counter-clockwise (ffmpeg's
     ``-display_rotation``); players and ffmpeg's autorotate show it turned, and so must we."""
@@ -111,7 +120,9 @@ async def test_upside_down_clip(make_intake: Callable[..., VideoIntake]) -> None
 
 
 @pytest.mark.parametrize("container", ["mp4", "matroska"])
-async def test_variable_frame_rate_is_sampled_by_time(container: str, make_intake: Callable[..., VideoIntake]) -> None:
+async def test_variable_frame_rate_is_sampled_by_time(
+    container: str, make_intake: Callable[..., VideoIntake]
+) -> None:
     # Frame i is red 16*i; frames arrive at irregular times, as from a phone under load.
     times = [0.0, 0.2, 0.25, 1.5, 1.55, 2.9]
     data = clips.encode(container=container, codec="libx264", times=times)
