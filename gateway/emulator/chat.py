@@ -18,6 +18,7 @@ from gateway.emulator.request import ChatRequest, decode_body, parse_chat
 from gateway.emulator.shapes import DONE, Completion, sse
 from gateway.emulator.state import EmulatorState
 from gateway.emulator.tokens import prompt_tokens, resolve_max_tokens
+from gateway.emulator.video import VideoInfo, VideoIO, load_video
 
 SSE = "text/event-stream"
 
@@ -69,7 +70,7 @@ class ChatRun:
         self.entry["body"] = self.ex.body.decode("utf-8", "replace")  # replaced by the JSON when it parses
         body = decode_body(self.ex.body)
         self.entry["body"] = body
-        request = parse_chat(body, config.model)
+        request = parse_chat(body, config.model, config.max_videos)
         if "x-request-id" not in self.ex.headers and request.request_id:
             self.request_id = request.request_id
         if len(request.images) > config.max_images:
@@ -77,7 +78,9 @@ class ChatRun:
                 f"At most {config.max_images} image(s) may be provided in one prompt.", "messages"
             )
         images = await self._images(request)
-        prompt = prompt_tokens(request.texts, request.message_count, sum(image.tokens for image in images))
+        videos = await self._videos(request)
+        media_tokens = sum(image.tokens for image in images) + sum(video.tokens for video in videos)
+        prompt = prompt_tokens(request.texts, request.message_count, media_tokens)
         max_tokens = resolve_max_tokens(request.max_tokens, prompt, config.max_model_len)
         if self.state.inject_error():
             raise EmulatorError(
@@ -85,7 +88,7 @@ class ChatRun:
                 f"Injected fault: the vLLM emulator failed this request on purpose "
                 f"(error_status {self.faults.error_status}).",
             )
-        tokens = answer_tokens(request.texts, images, self.faults.answer_tokens)
+        tokens = answer_tokens(request.texts, images, self.faults.answer_tokens, videos)
         finish = "length" if len(tokens) > max_tokens else "stop"
         completion = Completion(
             id=f"chatcmpl-{self.request_id}",
@@ -108,6 +111,13 @@ class ChatRun:
             self.entry["image_sha256"].append(sha)
             images.append(info)
         return images
+
+    async def _videos(self, request: ChatRequest) -> list[VideoInfo]:
+        config = self.state.config
+        io_kwargs = VideoIO(num_frames=config.video_num_frames, fps=config.video_fps)
+        videos = [await load_video(url, self.client, io_kwargs) for url in request.videos]
+        self.entry["video_sha256"] = [video.sha256 for video in videos]
+        return videos
 
     @contextlib.asynccontextmanager
     async def _slot(self, prompt: int) -> AsyncIterator[None]:

@@ -17,6 +17,9 @@ _HELP = {
     "model": "served model name (vLLM's --served-model-name)",
     "max_model_len": "context length in tokens",
     "max_images": "images allowed per prompt (vLLM's --limit-mm-per-prompt image)",
+    "max_videos": "videos allowed per prompt (vLLM's --limit-mm-per-prompt video)",
+    "video_num_frames": "frames kept per video, -1 for all or by --video-fps (vLLM's --media-io-kwargs)",
+    "video_fps": "frame rate of JPEG-sequence videos, and of sampling when frames are -1",
     "min_pixels": "Qwen processor min_pixels",
     "max_pixels": "Qwen processor max_pixels (vLLM's --mm-processor-kwargs max_pixels)",
     "max_num_seqs": "running slots; further requests wait",
@@ -59,7 +62,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--limit-mm-per-prompt",
         dest="limit_mm_per_prompt",
         default=None,
-        help='vLLM-style JSON, e.g. \'{"image": 4, "video": 0}\' (sets --max-images)',
+        help='vLLM-style JSON, e.g. \'{"image": 4, "video": 1}\' (sets --max-images, --max-videos)',
+    )
+    parser.add_argument(
+        "--media-io-kwargs",
+        dest="media_io_kwargs",
+        default=None,
+        help='vLLM-style JSON, e.g. \'{"video": {"fps": 2, "num_frames": -1}}\' (sets --video-*)',
     )
     parser.add_argument(
         "--mm-processor-kwargs",
@@ -73,7 +82,13 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     """An EmulatorConfig from parsed flags (vLLM-style JSON flags override the plain ones)."""
     values = {field.name: getattr(args, field.name) for field in fields(EmulatorConfig)}
     if args.limit_mm_per_prompt:
-        values["max_images"] = int(json.loads(args.limit_mm_per_prompt).get("image", values["max_images"]))
+        limits = json.loads(args.limit_mm_per_prompt)
+        values["max_images"] = int(limits.get("image", values["max_images"]))
+        values["max_videos"] = int(limits.get("video", values["max_videos"]))
+    if args.media_io_kwargs:
+        video = json.loads(args.media_io_kwargs).get("video", {})
+        values["video_fps"] = float(video.get("fps", values["video_fps"]))
+        values["video_num_frames"] = int(video.get("num_frames", values["video_num_frames"]))
     if args.mm_processor_kwargs:
         kwargs = json.loads(args.mm_processor_kwargs)
         values["min_pixels"] = int(kwargs.get("min_pixels", values["min_pixels"]))

@@ -64,6 +64,9 @@ class EmulatorConfig:
     model: str = "qwen3-vl-8b"
     max_model_len: int = 32768
     max_images: int = 4  # --limit-mm-per-prompt '{"image": N}'
+    max_videos: int = 0  # --limit-mm-per-prompt '{"video": N}'
+    video_num_frames: int = 32  # --media-io-kwargs '{"video": {"num_frames": N}}' (-1: all / by fps)
+    video_fps: float = 1.0  # --media-io-kwargs '{"video": {"fps": F}}'
     min_pixels: int = QWEN_DEFAULT_MIN_PIXELS
     max_pixels: int = 1_310_720  # --mm-processor-kwargs '{"max_pixels": N}'
     max_num_seqs: int = 64
@@ -95,8 +98,10 @@ class EmulatorConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if self.max_images < 0 or self.request_log_size < 0:
-            raise ValueError("max_images and request_log_size must not be negative")
+        if self.max_images < 0 or self.max_videos < 0 or self.request_log_size < 0:
+            raise ValueError("max_images, max_videos and request_log_size must not be negative")
+        if self.video_num_frames == 0 or self.video_num_frames < -1 or self.video_fps <= 0:
+            raise ValueError("video_num_frames must be greater than 0 or -1, and video_fps positive")
         if self.min_pixels > self.max_pixels:
             raise ValueError("min_pixels is above max_pixels")
         self.faults()  # validates the fault knobs

@@ -11,7 +11,7 @@ import msgspec
 from gateway.emulator.errors import EmulatorError, bad_request
 
 ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
-_NO_MEDIA = {"video_url": "video", "video": "video", "audio_url": "audio", "input_audio": "audio"}
+_NO_MEDIA = {"video": "video", "audio_url": "audio", "input_audio": "audio"}
 
 
 @dataclass(slots=True)
@@ -30,6 +30,7 @@ class ChatRequest:
     texts: list[str] = field(default_factory=list)
     message_count: int = 0
     images: list[ImageRef] = field(default_factory=list)
+    videos: list[str | None] = field(default_factory=list)  # video_url URLs (None: missing, 400 later)
     max_tokens: int | None = None
     stream: bool = False
     include_usage: bool = False
@@ -119,14 +120,18 @@ def _parts(content: Any, request: ChatRequest, where: str) -> None:
                 raise bad_request(f"{where}.content.{index}.image_url.url: Field required", "messages")
             uuid = part.get("uuid")
             request.images.append(ImageRef(url, uuid if isinstance(uuid, str) else None))
+        elif kind == "video_url":  # counted against --limit-mm-per-prompt before it is read
+            video = part.get("video_url")
+            url = video.get("url") if isinstance(video, dict) else None
+            request.videos.append(url if isinstance(url, str) else None)
         elif kind in _NO_MEDIA:
-            # Served with --limit-mm-per-prompt '{"image": N, "video": 0}'; Qwen3-VL has no audio.
+            # Qwen3-VL has no audio; "video" is not an OpenAI part type.
             raise bad_request(f"At most 0 {_NO_MEDIA[kind]}(s) may be provided in one prompt.", "messages")
         else:
             raise bad_request(f"Unknown part type: {kind}", "messages")
 
 
-def parse_chat(body: dict[str, Any], served_model: str) -> ChatRequest:
+def parse_chat(body: dict[str, Any], served_model: str, max_videos: int = 0) -> ChatRequest:
     """Validate ``body``; raise EmulatorError with vLLM's status and message."""
     model = body.get("model") or served_model  # vLLM falls back to the first served name
     if not isinstance(model, str):
@@ -155,4 +160,6 @@ def parse_chat(body: dict[str, Any], served_model: str) -> ChatRequest:
         if not isinstance(message, dict) or message.get("role") not in ROLES:
             raise bad_request(f"{where}.role: Input should be one of {sorted(ROLES)}", "messages")
         _parts(message.get("content"), request, where)
+    if len(request.videos) > max_videos:  # --limit-mm-per-prompt '{"video": N}'
+        raise bad_request(f"At most {max_videos} video(s) may be provided in one prompt.", "messages")
     return request
