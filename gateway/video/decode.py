@@ -53,8 +53,8 @@ class Budget:
             raise Abandoned
         if time.monotonic() > self.wall_end or time.thread_time() > self.cpu_end:
             raise too_large(
-                f"video needs more than {self.limits.decode_timeout:g} s to decode; "
-                "send a shorter or smaller clip",
+                f"video needs more than {self.limits.decode_timeout:g} s "
+                f"({self.limits.decode_cpu_seconds:g} s of CPU) to decode; send a shorter or smaller clip",
                 "work",
             )
 
