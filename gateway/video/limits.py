@@ -1,6 +1,6 @@
 """The limits one clip is held to, and refusals that say which limit and why.
 
-Every video error carries ``extra["reason"]`` (rendered as ``reason`` in the app envelope), one
+Every video error carries ``reason`` (rendered as ``reason`` in the app envelope), one
 of the short words below, as image errors do (gateway/images/limits.py).
 """
 
@@ -19,12 +19,12 @@ from gateway.settings import Settings
 
 def undecodable(message: str, reason: str) -> VideoUndecodable:
     """40010 with ``reason``."""
-    return VideoUndecodable(message, extra={"reason": reason})
+    return VideoUndecodable(message, reason=reason)
 
 
 def too_large(message: str, reason: str) -> VideoTooLarge:
     """41302 with ``reason``."""
-    return VideoTooLarge(message, extra={"reason": reason})
+    return VideoTooLarge(message, reason=reason)
 
 
 @dataclass(frozen=True, slots=True)

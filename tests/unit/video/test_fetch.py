@@ -60,7 +60,7 @@ async def test_other_types_are_a_fetch_failure(
     intake = make_intake(image_url_allowlist=[f"127.0.0.1:{httpd.port}"])
     with pytest.raises(ImageFetchFailed) as caught:
         await intake.prepare(f"{httpd.origin}/clip")
-    assert caught.value.extra["reason"] == "content_type"
+    assert caught.value.reason == "content_type"
     assert "video/*" in caught.value.message
 
 
@@ -73,4 +73,4 @@ async def test_body_over_the_video_byte_limit(
     intake = make_intake(image_url_allowlist=[f"127.0.0.1:{httpd.port}"], video_max_bytes=len(body) - 1)
     with pytest.raises(VideoTooLarge) as caught:
         await intake.prepare(f"{httpd.origin}/big")
-    assert caught.value.extra["reason"] == "bytes"
+    assert caught.value.reason == "bytes"

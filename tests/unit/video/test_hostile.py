@@ -78,7 +78,7 @@ async def test_undecodable_clips_are_40010(
     with pytest.raises(VideoUndecodable) as caught:
         await make_intake().prepare(b64(clip()))
     assert (caught.value.code, caught.value.status) == (40010, 400)
-    assert caught.value.extra["reason"] == reason
+    assert caught.value.reason == reason
 
 
 async def test_audio_only_file_has_no_video_stream(make_intake: Callable[..., VideoIntake]) -> None:
@@ -88,7 +88,7 @@ async def test_audio_only_file_has_no_video_stream(make_intake: Callable[..., Vi
         clips._silence(muxer, stream, 1.0)
     with pytest.raises(VideoUndecodable) as caught:
         await make_intake().prepare(b64(out.getvalue()))
-    assert caught.value.extra["reason"] == "streams"
+    assert caught.value.reason == "streams"
 
 
 TOO_LARGE = [
@@ -139,7 +139,7 @@ async def test_oversized_clips_are_41302(
     with pytest.raises(VideoTooLarge) as caught:
         await make_intake(**settings).prepare(b64(clip()))
     assert (caught.value.code, caught.value.status) == (41302, 413)
-    assert caught.value.extra["reason"] == reason
+    assert caught.value.reason == reason
 
 
 async def test_many_small_frames_within_limits_are_fine(make_intake: Callable[..., VideoIntake]) -> None:
@@ -164,10 +164,10 @@ async def test_many_small_frames_within_limits_are_fine(make_intake: Callable[..
 async def test_bad_strings(ref: str, code: int, reason: str, make_intake: Callable[..., VideoIntake]) -> None:
     with pytest.raises(GatewayError) as caught:
         await make_intake().prepare(ref)
-    assert (caught.value.code, caught.value.extra["reason"]) == (code, reason)
+    assert (caught.value.code, caught.value.reason) == (code, reason)
 
 
 async def test_oversized_base64_refused_before_decoding(make_intake: Callable[..., VideoIntake]) -> None:
     with pytest.raises(VideoTooLarge) as caught:
         await make_intake(video_max_bytes=1024).prepare("A" * 2000)
-    assert caught.value.extra["reason"] == "bytes"
+    assert caught.value.reason == "bytes"
