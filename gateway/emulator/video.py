@@ -124,29 +124,39 @@ def jpeg_sequence(payload: str, sha: str, io_kwargs: VideoIO) -> VideoInfo:
     )
 
 
-def container(data: bytes, sha: str, io_kwargs: VideoIO) -> VideoInfo:
-    """A video file, decoded whole and sampled uniformly (OpenCV-backend style)."""
-    try:
-        with av.open(io.BytesIO(data), mode="r") as clip:
-            stream = clip.streams.video[0]
-            decoded = [frame.to_image() for frame in clip.decode(stream)]  # type: ignore[no-untyped-call]
-            rate = float(stream.average_rate or stream.guessed_rate or 30)
-            codec = stream.codec_context.codec.canonical_name
-    except (av.FFmpegError, IndexError, OSError, ValueError) as exc:
-        raise bad_request(f"Failed to load video: {exc}", "messages") from None
-    if not decoded:
-        raise bad_request("Failed to load video: no frames", "messages")
-    total = len(decoded)
+def _sample(total: int, rate: float, io_kwargs: VideoIO) -> list[int]:
+    """Frame indices kept from a ``total``-frame clip (np.linspace(0, total - 1, count, dtype=int))."""
     if io_kwargs.num_frames > 0:
         count = min(io_kwargs.num_frames, total)
     elif io_kwargs.fps:
         count = min(total, max(1, math.floor(total / rate * io_kwargs.fps)))
     else:
         count = total
-    indices = [int(i * (total - 1) / (count - 1)) if count > 1 else 0 for i in range(count)]  # np.linspace
-    first, last = decoded[indices[0]], decoded[indices[-1]]
+    return [int(i * (total - 1) / (count - 1)) if count > 1 else 0 for i in range(count)]
+
+
+def container(data: bytes, sha: str, io_kwargs: VideoIO) -> VideoInfo:
+    """A video file, sampled uniformly (OpenCV-backend style); only the kept frames are converted."""
+    try:
+        with av.open(io.BytesIO(data), mode="r") as clip:
+            stream = clip.streams.video[0]
+            total = sum(1 for packet in clip.demux(stream) if packet.size)  # counted without decoding
+            rate = float(stream.average_rate or stream.guessed_rate or 30)
+            codec = stream.codec_context.codec.canonical_name
+            indices = _sample(total, rate, io_kwargs) if total else []
+            wanted, kept = set(indices), {}
+            clip.seek(0)
+            for index, frame in enumerate(clip.decode(stream)):
+                if index in wanted:
+                    kept[index] = frame.to_image()  # type: ignore[no-untyped-call]
+    except (av.FFmpegError, IndexError, OSError, ValueError) as exc:
+        raise bad_request(f"Failed to load video: {exc}", "messages") from None
+    indices = [index for index in indices if index in kept]  # a frame that did not decode is skipped
+    if not indices:
+        raise bad_request("Failed to load video: no frames", "messages")
+    first, last = kept[indices[0]], kept[indices[-1]]
     tokens = video_tokens(indices, rate, first.height, first.width)
-    return VideoInfo(sha, codec, count, first.width, first.height, _mean(first), _mean(last), tokens)
+    return VideoInfo(sha, codec, len(indices), first.width, first.height, _mean(first), _mean(last), tokens)
 
 
 async def load_video(url: str | None, client: httpx.AsyncClient, io_kwargs: VideoIO) -> VideoInfo:
