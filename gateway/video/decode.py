@@ -181,13 +181,14 @@ class Sampler:
         covered = self.last + (1 / self.probe.fps if self.probe.fps else 0.0)
         if declared is None:  # planned for the longest clip: keep what the frames cover
             wanted = frame_count(covered, self.limits)
-        elif declared - covered > max(TRUNCATION_SECONDS, TRUNCATION_SHARE * declared):
-            raise undecodable(
-                f"video is cut short: frames end at {covered:.1f} s of a declared {declared:.1f} s",
-                "truncated",
-            )
         else:
             wanted = len(self.targets)
+            ran_out = len(self.jpegs) < wanted  # the frames ended before the last target
+            if ran_out and declared - covered > max(TRUNCATION_SECONDS, TRUNCATION_SHARE * declared):
+                raise undecodable(
+                    f"video is cut short: frames end at {covered:.1f} s of a declared {declared:.1f} s",
+                    "truncated",
+                )
         del self.jpegs[wanted:]
         while len(self.jpegs) < wanted:
             self.jpegs.append(self._shown_jpeg())  # the last frame stays on screen

@@ -142,6 +142,15 @@ async def test_long_clip_is_sampled_at_two_fps(make_intake: Callable[..., VideoI
     assert all(abs(red - (i * 15 * 16) % 256) <= 6 for i, red in enumerate(reds)), reds
 
 
+@pytest.mark.parametrize(("frames", "sent"), [(93, 6), (106, 8), (45, 4), (31, 2), (1, 2)])
+async def test_clip_lengths_between_targets(
+    frames: int, sent: int, make_intake: Callable[..., VideoIntake]
+) -> None:
+    """3.1 s, 3.53 s, 1.5 s, 1.03 s and one frame: whole clips, never taken for truncated ones."""
+    video = await make_intake().prepare(b64(clips.mp4(frames=frames, fps=30, size=(64, 64))))
+    assert video.frames == sent
+
+
 async def test_odd_frame_count_is_padded_with_the_last_frame(make_intake: Callable[..., VideoIntake]) -> None:
     video = await make_intake().prepare(b64(clips.mp4(frames=36, fps=30, size=(64, 64))))  # 1.2 s
     assert video.frames == 4  # targets 0, 0.5, 1.0 s, and a fourth for the pair
