@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import threading
 from collections.abc import Callable
@@ -10,8 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image
 
-from gateway.video import VideoIntake
+from gateway.settings import Settings
+from gateway.video import PreparedVideo, VideoIntake
 from gateway.video.decode import Abandoned
+from gateway.video.source import Source
 from tests.unit.images.httpd import Httpd, reply
 from tests.unit.video import clips
 from tests.unit.video.frames import colour_at, frames_of, near
@@ -180,6 +183,40 @@ async def test_decode_runs_in_the_pool(make_intake: Callable[..., VideoIntake]) 
     with Pool(max_workers=1) as pool:
         await make_intake(executor=pool).prepare(b64(clips.mp4()))
     assert names == ["process"]
+
+
+class Watched(VideoIntake):
+    """Records when its pool job starts and how it ends."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.started = threading.Event()
+        self.outcomes: list[str] = []
+
+    def process(
+        self, clip: bytes | str, source: Source, cancelled: threading.Event | None = None
+    ) -> PreparedVideo:
+        self.started.set()
+        try:
+            video = super().process(clip, source, cancelled)
+        except BaseException as exc:
+            self.outcomes.append(type(exc).__name__)
+            raise
+        self.outcomes.append("done")
+        return video
+
+
+async def test_a_client_that_leaves_stops_the_decode() -> None:
+    intake = Watched(Settings())
+    task = asyncio.create_task(intake.prepare(b64(clips.mp4(frames=900, size=(640, 360)))))  # 30 s
+    while not intake.started.is_set():
+        await asyncio.sleep(0.001)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.get_running_loop().run_in_executor(intake._executor, lambda: None)  # after the job
+    assert intake.outcomes == ["Abandoned"]
+    await intake.aclose()
 
 
 def test_cancelled_decode_stops(make_intake: Callable[..., VideoIntake]) -> None:
