@@ -96,7 +96,7 @@ class VideoIntake:
             with open_clip(data) as container:
                 stream = video_stream(container, limits)
                 found = probe(container, stream, limits)
-                frame_plan = plan(found.width, found.height, found.duration, limits)
+                frame_plan = plan(found.display_width, found.height, found.duration, limits)
                 admit_memory(found, frame_plan, limits)
                 budget.check()
                 sampled = Sampler(found, frame_plan, limits, budget).run(container, stream)

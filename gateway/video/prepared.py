@@ -50,7 +50,8 @@ def build(sampled: Sampled, probe: Probe, fps: float, source: Source, source_byt
         digest.update(jpeg)
     frames = ",".join(pybase64.b64encode(jpeg).decode("ascii") for jpeg in sampled.jpegs)
     upright = sampled.rotation in (90, 270)
-    source_width, source_height = (probe.height, probe.width) if upright else (probe.width, probe.height)
+    shown = (probe.display_width, probe.height)
+    source_width, source_height = (shown[1], shown[0]) if upright else shown
     interval = 1 / probe.fps if probe.fps else 0.0
     return PreparedVideo(
         data_uri=DATA_URI_PREFIX + frames,

@@ -42,6 +42,7 @@ class Probe:
     codec: str
     width: int  # coded, before rotation
     height: int
+    display_width: int  # the width shown: coded width x sample aspect ratio (anamorphic clips)
     duration: float | None  # seconds, when declared
     fps: float | None  # average frame rate, when declared
     frames: int | None  # frame count, when declared
@@ -119,6 +120,7 @@ def probe(container: InputContainer, stream: VideoStream, limits: VideoLimits) -
         codec=codec,
         width=width,
         height=height,
+        display_width=_display_width(width, stream),
         duration=duration,
         fps=fps,
         frames=frames,
@@ -134,6 +136,14 @@ def check_frame_size(width: int, height: int, limits: VideoLimits) -> None:
             f"and {limits.max_source_pixels} pixels a frame allowed",
             "pixels",
         )
+
+
+def _display_width(width: int, stream: VideoStream) -> int:
+    # Non-square pixels (HDV, DV, some screen recorders): frames are sent with square ones.
+    aspect = stream.sample_aspect_ratio
+    if not aspect or aspect <= 0 or not 0.25 <= aspect <= 4:
+        return width
+    return max(1, round(width * aspect))
 
 
 def _duration(container: InputContainer, stream: VideoStream) -> float | None:

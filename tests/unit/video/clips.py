@@ -57,6 +57,7 @@ class Clip:
     pix_fmt: str = "yuv420p"
     paint: Painter = ramp
     videos: int = 1  # video streams
+    sample_aspect: Fraction | None = None  # non-square pixels
     options: dict[str, str] = field(default_factory=dict)  # muxer options
 
     def write(self, target: str | io.BytesIO) -> None:
@@ -86,6 +87,8 @@ class Clip:
             stream.codec_context.time_base = Fraction(1, 1000)
         if self.rotation is not None:
             stream.set_display_rotation(self.rotation)
+        if self.sample_aspect is not None:
+            stream.codec_context.sample_aspect_ratio = self.sample_aspect
         return stream
 
 

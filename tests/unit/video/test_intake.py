@@ -7,6 +7,7 @@ import base64
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 
 import pytest
 from PIL import Image
@@ -60,6 +61,16 @@ async def test_allowed_clips_become_jpeg_frames(
     assert near(colour_at(images[0], 0.5, 0.5), (0, 96, 160))
     assert near(colour_at(images[1], 0.5, 0.5), ((15 * 16) % 256, 96, 160))
     assert video.visual_tokens == 2 // 2 * (10 * 8 + 2 + 6)
+
+
+async def test_non_square_pixels_are_sent_square(make_intake: Callable[..., VideoIntake]) -> None:
+    # 240x240 coded, pixels 4:3 wide (as HDV stores 1440x1080 for 1920x1080): shown 320x240.
+    data = clips.mp4(size=(240, 240), sample_aspect=Fraction(4, 3), paint=clips.halves)
+    video = await make_intake().prepare(b64(data))
+    assert (video.source_width, video.source_height) == (320, 240)
+    assert (video.width, video.height) == (320, 256)
+    image = frames_of(video)[0]
+    assert near(colour_at(image, 0.3, 0.5), RED, 40) and near(colour_at(image, 0.7, 0.5), BLUE, 40)
 
 
 async def test_frames_carry_no_metadata(make_intake: Callable[..., VideoIntake]) -> None:
