@@ -91,6 +91,17 @@ IMAGE_PIXELS = Histogram(
 VISUAL_TOKENS = Histogram("gateway_visual_tokens", "Estimated visual tokens per image", buckets=TOKEN_BUCKETS)
 IMAGE_REFUSALS = Counter("gateway_image_refusals", "Images refused, by reason", ["reason"])
 
+# --- video intake ------------------------------------------------------------------------------
+VIDEO_INTAKE_DURATION = Histogram(
+    "gateway_video_intake_duration_seconds",
+    "Video intake (fetch, probe, decode, sample, encode) per clip",
+    buckets=LATENCY_BUCKETS,
+)
+VIDEO_TOKENS = Histogram(
+    "gateway_video_tokens", "Estimated prompt tokens per accepted clip", buckets=TOKEN_BUCKETS
+)
+VIDEO_REFUSALS = Counter("gateway_video_refusals", "Clips refused, by reason", ["reason"])
+
 # --- cache -------------------------------------------------------------------------------------
 CACHE_REQUESTS = Counter("gateway_cache_requests", "Cache lookups: hit, miss, coalesced, bypass", ["result"])
 CACHE_STORES = Counter("gateway_cache_stores", "Answers stored in the cache")

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 
 import av
 import httpx
 
-from gateway.errors import PayloadTooLarge
+from gateway.errors import GatewayError, PayloadTooLarge
 from gateway.images.fetch import Fetcher, Resolver, make_client
 from gateway.images.urls import UrlPolicy
+from gateway.metrics import VIDEO_INTAKE_DURATION, VIDEO_REFUSALS, VIDEO_TOKENS
 from gateway.settings import Settings
 from gateway.video.decode import Budget, Sampler, admit_memory
 from gateway.video.geometry import plan
@@ -64,6 +66,18 @@ class VideoIntake:
 
     async def prepare(self, ref: str) -> PreparedVideo:
         """Prepare one clip: 40003/40004 for its URL, 40010 when undecodable, 41302 over a limit."""
+        started = time.perf_counter()
+        try:
+            video = await self._prepare(ref)
+        except GatewayError as exc:
+            VIDEO_REFUSALS.labels(reason=exc.reason or "other").inc()
+            raise
+        finally:
+            VIDEO_INTAKE_DURATION.observe(time.perf_counter() - started)
+        VIDEO_TOKENS.observe(video.visual_tokens)
+        return video
+
+    async def _prepare(self, ref: str) -> PreparedVideo:
         classified = classify(ref, self.limits)
         async with self._slots:
             # Base64 text is decoded in the pool too: 12 MB of it is ~10 ms of CPU.

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import pytest
 from PIL import Image
+from prometheus_client import REGISTRY
 
 from gateway.errors import GatewayError, VideoTooLarge, VideoUndecodable
 from gateway.video import VideoIntake
@@ -165,6 +166,19 @@ async def test_bad_strings(ref: str, code: int, reason: str, make_intake: Callab
     with pytest.raises(GatewayError) as caught:
         await make_intake().prepare(ref)
     assert (caught.value.code, caught.value.reason) == (code, reason)
+
+
+async def test_refusals_are_counted_by_reason(make_intake: Callable[..., VideoIntake]) -> None:
+    def count(reason: str) -> float:
+        return REGISTRY.get_sample_value("gateway_video_refusals_total", {"reason": reason}) or 0.0
+
+    before = count("codec"), count("duration")
+    intake = make_intake()
+    with pytest.raises(VideoUndecodable):
+        await intake.prepare(b64(clips.encode(container="matroska", codec="mjpeg", pix_fmt="yuvj420p")))
+    with pytest.raises(VideoTooLarge):
+        await intake.prepare(b64(clips.mp4(times=[0, 3600], size=(64, 64))))
+    assert (count("codec"), count("duration")) == (before[0] + 1, before[1] + 1)
 
 
 async def test_oversized_base64_refused_before_decoding(make_intake: Callable[..., VideoIntake]) -> None:
