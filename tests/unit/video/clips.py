@@ -27,6 +27,7 @@ ENCODER_OPTIONS = {
     "libvpx": {"deadline": "realtime", "cpu-used": "8"},
     "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8"},
     "hevc": {"preset": "ultrafast", "x265-params": "log-level=none"},
+    "libsvtav1": {"preset": "12"},
 }
 
 

@@ -37,6 +37,9 @@ def b64(data: bytes) -> str:
         pytest.param(lambda: clips.encode(container="mov", codec="libx264"), "h264", "mp4", False, id="mov"),
         pytest.param(lambda: clips.encode(codec="hevc"), "hevc", "mp4", False, id="mp4-hevc"),
         pytest.param(
+            lambda: clips.encode(container="webm", codec="libsvtav1"), "av1", "matroska", False, id="webm-av1"
+        ),
+        pytest.param(
             lambda: clips.encode(container="matroska", codec="libx264"), "h264", "matroska", False, id="mkv"
         ),
     ],
