@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import pybase64
 
 from gateway.video.decode import Sampled
@@ -36,6 +37,11 @@ class PreparedVideo:
     container: str
     audio: bool  # the source had audio (dropped: Qwen3-VL reads no audio)
     rotation: int  # degrees counter-clockwise applied to make the frames upright
+
+    def json_uri(self) -> msgspec.Raw:
+        """``data_uri`` as a ready-made JSON string (base64 and commas need no escaping), as
+        ``PreparedImage.json_uri``: the megabytes of frames are copied into the body, not scanned."""
+        return msgspec.Raw(b'"' + self.data_uri.encode("ascii") + b'"')
 
     def content_part(self) -> dict[str, Any]:
         """The OpenAI content part vLLM takes: ``{"type": "video_url", "video_url": {"url": ...}}``."""

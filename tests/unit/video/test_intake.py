@@ -9,6 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 
+import msgspec
 import pytest
 from PIL import Image
 
@@ -74,6 +75,13 @@ async def test_non_square_pixels_are_sent_square(make_intake: Callable[..., Vide
     assert (video.width, video.height) == (320, 256)
     image = frames_of(video)[0]
     assert near(colour_at(image, 0.3, 0.5), RED, 40) and near(colour_at(image, 0.7, 0.5), BLUE, 40)
+
+
+async def test_json_uri_is_the_data_uri_as_json(make_intake: Callable[..., VideoIntake]) -> None:
+    video = await make_intake().prepare(b64(clips.mp4()))
+    body = msgspec.json.encode({"messages": [{"content": [{"video_url": {"url": video.json_uri()}}]}]})
+    assert msgspec.json.decode(body)["messages"][0]["content"][0]["video_url"]["url"] == video.data_uri
+    assert video.content_part() == {"type": "video_url", "video_url": {"url": video.data_uri}}
 
 
 async def test_frames_carry_no_metadata(make_intake: Callable[..., VideoIntake]) -> None:
