@@ -28,7 +28,8 @@ route handlers only raise, and one exception handler per envelope renders them.
     ├── TooManyRequests               429 (carry ``retry_after``)
     │   ├── RequestRateLimited        42901
     │   ├── TokenRateLimited          42902
-    │   └── ConcurrencyLimited        42903
+    │   ├── ConcurrencyLimited        42903
+    │   └── UnknownKeysLimited        42904  too many unknown API keys from one client address
     ├── InternalError                 500 50001
     ├── UpstreamError                 502 50201  upstream error or unreadable body
     │   ├── UpstreamDisconnected             connection dropped before an answer   retryable
@@ -214,6 +215,11 @@ class TokenRateLimited(TooManyRequests):
 class ConcurrencyLimited(TooManyRequests):
     code = 42903
     default_message = "concurrency limit exceeded"
+
+
+class UnknownKeysLimited(TooManyRequests):
+    code = 42904
+    default_message = "too many unknown API keys from this address"
 
 
 class InternalError(GatewayError):

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     # --- auth and limits -------------------------------------------------------------------
     auth_disabled: bool = False
     key_cache_seconds: float = Field(2.0, ge=0)
+    key_secret: SecretStr | None = None  # HMAC key of new API keys' tags; None: generated, kept in the store
+    key_accept_legacy: bool = True  # keys in the pre-HMAC (CRC32) format; false once all are rotated
     default_rpm: int | None = Field(None, ge=1)
     default_tpm: int | None = Field(None, ge=1)
     default_concurrency: int | None = Field(None, ge=1)
@@ -188,6 +190,8 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.default_max_tokens > self.max_tokens_cap:
             raise ValueError("GATEWAY_DEFAULT_MAX_TOKENS is above GATEWAY_MAX_TOKENS_CAP")
+        if self.key_secret is not None and len(self.key_secret.get_secret_value().encode()) < 16:
+            raise ValueError("GATEWAY_KEY_SECRET must be at least 16 bytes")
         if self.image_min_pixels > self.image_pixel_budget:
             raise ValueError("GATEWAY_IMAGE_MIN_PIXELS is above GATEWAY_IMAGE_PIXEL_BUDGET")
         if self.video_max_frames % 2:

@@ -23,9 +23,16 @@ def build_key_store(
 def build_key_manager(
     settings: Settings, redis: ResilientRedis | None = None, db: EmbeddedDB | None = None
 ) -> KeyManager:
-    """The KeyManager the server uses (cache window and auth switch from settings)."""
+    """The KeyManager the server and the CLI use (cache window, secret, auth switch from settings)."""
     return KeyManager(
         build_key_store(settings, redis, db),
         cache_seconds=settings.key_cache_seconds,
         auth_disabled=settings.auth_disabled,
+        secret=key_secret(settings),
+        accept_legacy=settings.key_accept_legacy,
     )
+
+
+def key_secret(settings: Settings) -> str | None:
+    """``GATEWAY_KEY_SECRET`` as text, or None (then the store keeps a generated one)."""
+    return None if settings.key_secret is None else settings.key_secret.get_secret_value()

@@ -1,10 +1,19 @@
-"""Creating, listing, revoking and authenticating API keys.
+"""Creating, rotating, revoking and authenticating API keys.
 
-Lookups are cached per process for ``key_cache_seconds`` (found and not-found alike), so a
-revocation reaches every replica within that window. When the store is unavailable, the
-last-known answer for a key is used however old it is (a key that worked a minute ago keeps
-working through a Redis outage); a key never seen by this process gets 50301 with a short
-``retry_after`` rather than a 401, because calling a possibly valid key "invalid" is wrong.
+A presented key is checked in this order, each step cheaper than the next:
+
+1. shape and tag: a signed key's HMAC tag (or a legacy key's CRC32) must check, else 40101 with
+   no store lookup and no cache entry (:mod:`gateway.auth.keys`);
+2. the **valid-key cache**: records of keys that were valid when fetched, LRU-bounded; only a
+   store answer for a usable key enters it, so invalid keys can never evict a valid one;
+3. the **negative cache**: unknown, revoked and expired keys, bounded separately;
+4. the per-address miss budget (:mod:`gateway.auth.throttle`) for keys in neither cache;
+5. one store lookup.
+
+Entries are fresh for ``cache_seconds``, so a revocation reaches every replica within that
+window. When the store is unavailable, the last-known answer is used however old (a key that
+worked a minute ago keeps working through a Redis outage); a key never seen by this process
+gets 50301 with a short ``retry_after`` rather than a 401.
 """
 
 from __future__ import annotations
@@ -18,13 +27,17 @@ from dataclasses import dataclass
 
 from gateway import metrics
 from gateway.auth import keys
+from gateway.auth.keys import KeyShape, Signer
 from gateway.auth.principal import KeyRecord, Limits, Principal
 from gateway.auth.store import KeyStore
-from gateway.errors import ServiceUnavailable, Unauthorized
+from gateway.auth.throttle import MissBudget
+from gateway.errors import ServiceUnavailable, Unauthorized, UnknownKeysLimited
 from gateway.store.redis import StoreUnavailable
 
 CACHE_MAX_ENTRIES = 10_000
-TOUCH_INTERVAL_SECONDS = 60.0
+NEGATIVE_MAX_ENTRIES = 10_000
+TOUCH_INTERVAL_SECONDS = 60.0  # last_used_at is written at most this often per key per process
+TOUCH_FLUSH_SECONDS = 5.0  # uses are batched this long into one store write
 UNKNOWN_KEY_RETRY_AFTER = 1.0
 
 
@@ -34,8 +47,12 @@ class _Entry:
     fetched_at: float  # monotonic
 
 
+def iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
 class KeyManager:
-    """API keys over a :class:`KeyStore`, with a per-process lookup cache."""
+    """API keys over a :class:`KeyStore`, with separate valid and negative lookup caches."""
 
     def __init__(
         self,
@@ -43,19 +60,40 @@ class KeyManager:
         *,
         cache_seconds: float = 2.0,
         auth_disabled: bool = False,
+        secret: str | None = None,
+        accept_legacy: bool = True,
         touch_interval: float = TOUCH_INTERVAL_SECONDS,
+        touch_flush: float = TOUCH_FLUSH_SECONDS,
         cache_max_entries: int = CACHE_MAX_ENTRIES,
+        negative_max_entries: int = NEGATIVE_MAX_ENTRIES,
+        misses: MissBudget | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.cache_seconds = cache_seconds
         self.auth_disabled = auth_disabled
+        self.accept_legacy = accept_legacy
         self.touch_interval = touch_interval
+        self.touch_flush = touch_flush
         self.cache_max_entries = cache_max_entries
+        self.negative_max_entries = negative_max_entries
+        self.misses = misses if misses is not None else MissBudget(clock=clock)
         self._clock = clock
-        self._cache: OrderedDict[str, _Entry] = OrderedDict()
+        self._wall = wall
+        self._signer = Signer(secret.encode()) if secret else None
+        self._valid: OrderedDict[str, _Entry] = OrderedDict()
+        self._negative: OrderedDict[str, _Entry] = OrderedDict()
         self._touched: dict[str, float] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: dict[str, float] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+
+    async def signer(self) -> Signer:
+        """The signer: from ``GATEWAY_KEY_SECRET``, else the secret kept in the store (made once)."""
+        if self._signer is None:
+            self._signer = Signer((await self.store.secret(keys.new_secret())).encode())
+        return self._signer
 
     # --- operator side (CLI) -----------------------------------------------------------------
 
@@ -68,6 +106,8 @@ class KeyManager:
         concurrency: int | None = None,
         presets: list[str] | tuple[str, ...] | None = None,
         routes: list[str] | tuple[str, ...] | None = None,
+        models: list[str] | tuple[str, ...] | None = None,
+        expires_at: float | None = None,
     ) -> tuple[str, KeyRecord]:
         """Create a key; returns ``(plaintext, record)``. The plaintext is not stored: show it once."""
         name = name.strip()
@@ -76,7 +116,10 @@ class KeyManager:
         for label, value in (("rpm", rpm), ("tpm", tpm), ("concurrency", concurrency)):
             if value is not None and value < 1:
                 raise ValueError(f"{label} must be at least 1")
-        plaintext = keys.generate_key()
+        now = self._wall()
+        if expires_at is not None and expires_at <= now:
+            raise ValueError(f"the expiry {iso(expires_at)} is in the past")
+        plaintext = (await self.signer()).generate()
         record = KeyRecord(
             name=name,
             key_id=keys.key_id(plaintext),
@@ -84,86 +127,185 @@ class KeyManager:
             limits=Limits(rpm=rpm, tpm=tpm, concurrency=concurrency),
             presets=None if presets is None else tuple(presets),
             routes=None if routes is None else tuple(routes),
-            created_at=time.time(),
+            models=None if models is None else tuple(models),
+            created_at=now,
+            expires_at=expires_at,
         )
         await self.store.add(record)
         return plaintext, record
 
     async def list(self) -> list[KeyRecord]:
-        """Every key record (revoked ones included); records hold no secret."""
+        """Every key record (revoked and rotated-out ones included); records hold no secret."""
         return await self.store.list()
 
+    async def current(self, name: str) -> KeyRecord | None:
+        """The key that holds ``name`` now (not revoked, not rotated out), or None."""
+        return next((r for r in await self.store.list() if r.name == name and r.current), None)
+
+    async def rotate(
+        self, name: str, *, grace_seconds: float, expires_at: float | None = None
+    ) -> tuple[str, KeyRecord, KeyRecord]:
+        """A new secret for ``name`` with the same limits and allow-lists; ``(plaintext, new, old)``.
+
+        The old key stays valid ``grace_seconds`` more (never past its own expiry), then is
+        refused; both count against the same limits, which are per name. LookupError when no
+        current key has that name.
+        """
+        if grace_seconds < 0:
+            raise ValueError("the grace period cannot be negative")
+        old = await self.current(name)
+        if old is None:
+            raise LookupError(f"no active key called {name!r}")
+        now = self._wall()
+        if expires_at is not None and expires_at <= now:
+            raise ValueError(f"the expiry {iso(expires_at)} is in the past")
+        plaintext = (await self.signer()).generate()
+        new = KeyRecord(
+            name=old.name, key_id=keys.key_id(plaintext), key_hash=keys.hash_key(plaintext),
+            limits=old.limits, presets=old.presets, routes=old.routes, models=old.models,
+            created_at=now, expires_at=expires_at,
+        )  # fmt: skip
+        grace_until = now + grace_seconds
+        if old.expires_at is not None:
+            grace_until = min(grace_until, old.expires_at)
+        if not await self.store.rotate(old, new, grace_until):
+            raise LookupError(f"the key {name!r} was revoked or rotated meanwhile; try again")
+        self._forget(name)
+        return plaintext, new, old
+
     async def revoke(self, name: str) -> bool:
-        """Revoke the active key called ``name``; False when there is none."""
-        done = await self.store.revoke(name, time.time())
+        """Revoke the current key called ``name`` (and its predecessors in grace); False when none."""
+        done = await self.store.revoke(name, self._wall())
         if done:
-            # This process forgets at once; other processes within ``cache_seconds``.
-            for key_hash, entry in list(self._cache.items()):
-                if entry.record is not None and entry.record.name == name:
-                    del self._cache[key_hash]
+            self._forget(name)  # this process at once; other processes within ``cache_seconds``
         return done
+
+    def _forget(self, name: str) -> None:
+        for key_hash, entry in list(self._valid.items()):
+            if entry.record is not None and entry.record.name == name:
+                del self._valid[key_hash]
 
     # --- request side --------------------------------------------------------------------------
 
-    async def authenticate(self, presented: str | None) -> Principal:
-        """The principal for a presented key; Unauthorized (40101) or ServiceUnavailable (50301)."""
+    async def authenticate(self, presented: str | None, *, client: str | None = None) -> Principal:
+        """The principal for a presented key; 40101, 42904 or 50301 otherwise.
+
+        ``client`` is the caller's address (``request.client.host``); keys the store does not
+        know are budgeted per address. Without it, all such callers share one budget.
+        """
         if self.auth_disabled:
             return Principal.anonymous()
         if not presented:
             raise self._refuse("missing", "missing API key")
-        if not keys.is_well_formed(presented):
+        shape = keys.shape(presented)
+        if shape is KeyShape.MALFORMED:
             raise self._refuse("malformed", "invalid API key")
+        if shape is KeyShape.SIGNED:
+            if not (await self._signer_or_unavailable()).verify(presented):
+                raise self._refuse("bad_tag", "invalid API key")
+        elif not self.accept_legacy:
+            raise self._refuse("legacy", "this API key has the old format, no longer accepted: rotate it")
         key_hash = keys.hash_key(presented)
-        record = await self._lookup(key_hash)
+        record = await self._lookup(key_hash, client)
         if record is None or not keys.hashes_match(record.key_hash, key_hash):
             raise self._refuse("unknown", "invalid API key")
         if record.revoked:
             raise self._refuse("revoked", "this API key was revoked")
-        self._maybe_touch(key_hash)
+        if record.expired(self._wall()):
+            assert record.expires_at is not None  # expired() says so
+            if record.rotated_at is not None:
+                raise self._refuse(
+                    "rotated",
+                    f"this API key was replaced by a rotation; its grace ended {iso(record.expires_at)}",
+                )
+            raise self._refuse("expired", f"this API key expired at {iso(record.expires_at)}")
+        self._note_use(key_hash)
         return record.principal()
 
-    async def _lookup(self, key_hash: str) -> KeyRecord | None:
-        now = self._clock()
-        entry = self._cache.get(key_hash)
-        if entry is not None and now - entry.fetched_at < self.cache_seconds:
-            self._cache.move_to_end(key_hash)
-            return entry.record
+    async def _signer_or_unavailable(self) -> Signer:
         try:
-            record = await self.store.get(key_hash)
+            return await self.signer()
         except StoreUnavailable:
-            if entry is not None:  # last-known-good, however old
-                return entry.record
             metrics.AUTH_FAILURES.labels(reason="store_unavailable").inc()
             raise ServiceUnavailable(
                 "key store unavailable; retry shortly", retry_after=UNKNOWN_KEY_RETRY_AFTER
             ) from None
-        self._cache[key_hash] = _Entry(record, now)
-        self._cache.move_to_end(key_hash)
-        while len(self._cache) > self.cache_max_entries:
-            self._cache.popitem(last=False)
+
+    async def _lookup(self, key_hash: str, client: str | None) -> KeyRecord | None:
+        now = self._clock()
+        good = self._valid.get(key_hash)
+        if good is not None and now - good.fetched_at < self.cache_seconds:
+            self._valid.move_to_end(key_hash)
+            return good.record
+        bad = self._negative.get(key_hash)
+        if bad is not None and now - bad.fetched_at < self.cache_seconds:
+            return bad.record
+        if good is None and bad is None:
+            wait = self.misses.retry_after(client)
+            if wait is not None:
+                metrics.AUTH_FAILURES.labels(reason="unknown_limited").inc()
+                raise UnknownKeysLimited(retry_after=wait)
+        try:
+            record = await self.store.get(key_hash)
+        except StoreUnavailable:
+            known = good if good is not None else bad
+            if known is not None:  # last-known answer, however old
+                return known.record
+            metrics.AUTH_FAILURES.labels(reason="store_unavailable").inc()
+            raise ServiceUnavailable(
+                "key store unavailable; retry shortly", retry_after=UNKNOWN_KEY_RETRY_AFTER
+            ) from None
+        if record is not None and not record.revoked and not record.expired(self._wall()):
+            self._negative.pop(key_hash, None)
+            _put(self._valid, key_hash, _Entry(record, now), self.cache_max_entries)
+        else:
+            self._valid.pop(key_hash, None)
+            if record is None and bad is None:
+                self.misses.charge(client)
+            _put(self._negative, key_hash, _Entry(record, now), self.negative_max_entries)
         return record
 
     def _refuse(self, reason: str, message: str) -> Unauthorized:
         metrics.AUTH_FAILURES.labels(reason=reason).inc()
         return Unauthorized(message)
 
-    def _maybe_touch(self, key_hash: str) -> None:
-        """Update ``last_used_at`` at most once per ``touch_interval`` per process, off the request path."""
+    # --- last_used_at, batched -------------------------------------------------------------------
+
+    def _note_use(self, key_hash: str) -> None:
+        """Queue a ``last_used_at`` write, at most once per ``touch_interval`` per key per process."""
         now = self._clock()
         if now - self._touched.get(key_hash, -self.touch_interval) < self.touch_interval:
             return
-        self._touched[key_hash] = now
-        if len(self._touched) > self.cache_max_entries:
+        if len(self._touched) >= self.cache_max_entries:
             self._touched.clear()
-        task = asyncio.get_running_loop().create_task(self._touch(key_hash))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._touched[key_hash] = now
+        self._pending[key_hash] = self._wall()
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
 
-    async def _touch(self, key_hash: str) -> None:
-        with contextlib.suppress(StoreUnavailable):  # a missed last_used_at update is not worth an error
-            await self.store.touch(key_hash, time.time())
+    async def _flush_soon(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), self.touch_flush)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write the queued ``last_used_at`` times in one store call (a failure drops them)."""
+        batch, self._pending = self._pending, {}
+        if batch:
+            with contextlib.suppress(StoreUnavailable):
+                await self.store.touch_many(batch)
 
     async def aclose(self) -> None:
-        """Wait for pending ``last_used_at`` updates."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Write pending ``last_used_at`` updates now."""
+        self._closing.set()
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self.flush()
+        self._closing.clear()
+
+
+def _put(cache: OrderedDict[str, _Entry], key_hash: str, entry: _Entry, limit: int) -> None:
+    cache[key_hash] = entry
+    cache.move_to_end(key_hash)
+    while len(cache) > limit:
+        cache.popitem(last=False)

@@ -43,14 +43,38 @@ class KeyRecord:
     created_at: float = 0.0  # unix seconds
     last_used_at: float | None = None
     revoked_at: float | None = None
+    models: tuple[str, ...] | None = None  # None: every model
+    expires_at: float | None = None  # None: never; for a rotated-out key, the end of its grace
+    rotated_at: float | None = None  # set when ``vlgw keys rotate`` replaced this key
 
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
 
+    @property
+    def current(self) -> bool:
+        """True for the key that holds its name (not revoked, not replaced by a rotation)."""
+        return self.revoked_at is None and self.rotated_at is None
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+    def status(self, now: float) -> str:
+        """``active``, ``revoked``, ``expired``, ``grace`` (rotated, still valid) or ``rotated``."""
+        if self.revoked:
+            return "revoked"
+        if self.rotated_at is not None:
+            return "rotated" if self.expired(now) else "grace"
+        return "expired" if self.expired(now) else "active"
+
     def principal(self) -> Principal:
         return Principal(
-            name=self.name, key_id=self.key_id, limits=self.limits, presets=self.presets, routes=self.routes
+            name=self.name,
+            key_id=self.key_id,
+            limits=self.limits,
+            presets=self.presets,
+            routes=self.routes,
+            models=self.models,
         )
 
 
@@ -70,6 +94,7 @@ class Principal:
     limits: Limits = field(default_factory=Limits)
     presets: tuple[str, ...] | None = None
     routes: tuple[str, ...] | None = None
+    models: tuple[str, ...] | None = None
 
     @classmethod
     def anonymous(cls) -> Principal:
@@ -81,6 +106,20 @@ class Principal:
 
     def allows_preset(self, preset: str) -> bool:
         return _allowed(preset, self.presets)
+
+    def allows_model(self, model: str) -> bool:
+        return _allowed(model, self.models)
+
+    def check_model(self, model: str, *, served: str | None = None) -> None:
+        """Raise Forbidden (40301) unless this key may use ``model``.
+
+        ``model`` is the name the client asked for; ``served`` the served model it resolved to
+        (an alias's target). Either on the key's list allows it, so an operator may list the
+        served name once instead of every alias.
+        """
+        if self.allows_model(model) or (served is not None and self.allows_model(served)):
+            return
+        raise Forbidden(f"this key is not allowed the model {model!r}", param="model")
 
     def check_route(self, route: str) -> None:
         """Raise Forbidden (40301) unless this key may call ``route``."""

@@ -1,13 +1,17 @@
-"""Key records in Redis: one hash per key, a name index of active keys, a set of all keys.
+"""Key records in Redis: one hash per key, a name index of current keys, a set of all keys.
 
-vlgw:key:<sha256>      HASH  name, key_id, rpm, tpm, concurrency, presets, routes,
-                             created_at, last_used_at, revoked_at  ("" = None)
-vlgw:keyname:<name>    STRING  sha256 of the active key with that name
-vlgw:keys              SET   every sha256 ever created (for ``list``)
+vlgw:key:<sha256>      HASH    name, key_id, rpm, tpm, concurrency, presets, routes, models,
+                               created_at, last_used_at, revoked_at, expires_at, rotated_at
+                               ("" = None; fields added later are absent in older records)
+vlgw:keyname:<name>    STRING  sha256 of the current key with that name
+vlgw:keyold:<name>     SET     sha256 of its rotated-out keys (revoked together with it)
+vlgw:keys              SET     every sha256 ever created (for ``list``)
+vlgw:keysecret         STRING  the generated signing secret (when GATEWAY_KEY_SECRET is unset)
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from gateway.auth.principal import KeyRecord, Limits
@@ -16,7 +20,9 @@ from gateway.store.redis import ResilientRedis
 
 RECORD_PREFIX = "vlgw:key:"
 NAME_PREFIX = "vlgw:keyname:"
+OLD_PREFIX = "vlgw:keyold:"
 ALL_KEYS = "vlgw:keys"
+SECRET_KEY = "vlgw:keysecret"  # noqa: S105  (a Redis key name, not a secret)
 
 # KEYS: name index, record, all-keys set. ARGV: hash, then field/value pairs.
 _ADD = """
@@ -25,15 +31,51 @@ redis.call('HSET', KEYS[2], unpack(ARGV, 2))
 redis.call('SADD', KEYS[3], ARGV[1])
 return 1
 """
-# KEYS: name index, record. ARGV: expected hash, revoked_at.
+# KEYS: name index, record, rotated-out set. ARGV: expected hash, revoked_at, record prefix.
 _REVOKE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[2], 'revoked_at', ARGV[2])
+for _, old in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  local record = ARGV[3] .. old
+  if redis.call('EXISTS', record) == 1 then redis.call('HSET', record, 'revoked_at', ARGV[2]) end
+end
+redis.call('DEL', KEYS[3])
 return 1
 """
+# KEYS: name index, old record, new record, all-keys set, rotated-out set.
+# ARGV: old hash, new hash, rotated_at, old expires_at, then the new record's field/value pairs.
+_ROTATE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], 'rotated_at', ARGV[3], 'expires_at', ARGV[4])
+redis.call('HSET', KEYS[3], unpack(ARGV, 5))
+redis.call('SADD', KEYS[4], ARGV[2])
+redis.call('SADD', KEYS[5], ARGV[1])
+return 1
+"""
+# KEYS: name index, record, all-keys set, rotated-out set.
+# ARGV: hash, current ("1"/"0"), in grace ("1"/"0"), then field/value pairs.
+_PUT = """
+local held = redis.call('GET', KEYS[1])
+if ARGV[2] == '1' then
+  if held and held ~= ARGV[1] then return 0 end
+  redis.call('SET', KEYS[1], ARGV[1])
+elseif held == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+redis.call('SADD', KEYS[3], ARGV[1])
+if ARGV[3] == '1' then redis.call('SADD', KEYS[4], ARGV[1]) else redis.call('SREM', KEYS[4], ARGV[1]) end
+return 1
+"""
+# Only ever moves last_used_at forward (replicas flush out of order).
 _TOUCH = """
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'last_used_at', ARGV[1]) end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local seen = tonumber(redis.call('HGET', KEYS[1], 'last_used_at') or '')
+  if not seen or seen < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'last_used_at', ARGV[1]) end
+end
 return 1
 """
 
@@ -59,10 +101,17 @@ def _fields(record: KeyRecord) -> dict[str, str]:
         "concurrency": _opt(record.limits.concurrency),
         "presets": encode_names(record.presets) or "",
         "routes": encode_names(record.routes) or "",
+        "models": encode_names(record.models) or "",
         "created_at": repr(record.created_at),
         "last_used_at": _opt(record.last_used_at),
         "revoked_at": _opt(record.revoked_at),
+        "expires_at": _opt(record.expires_at),
+        "rotated_at": _opt(record.rotated_at),
     }
+
+
+def _pairs(record: KeyRecord) -> list[str]:
+    return [item for pair in _fields(record).items() for item in pair]
 
 
 def _text(value: bytes | str) -> str:
@@ -78,9 +127,12 @@ def _record(key_hash: str, raw: dict[Any, Any]) -> KeyRecord:
         limits=Limits(rpm=_int(f["rpm"]), tpm=_int(f["tpm"]), concurrency=_int(f["concurrency"])),
         presets=decode_names(f["presets"]),
         routes=decode_names(f["routes"]),
+        models=decode_names(f.get("models", "")),
         created_at=float(f["created_at"]),
         last_used_at=_float(f.get("last_used_at", "")),
         revoked_at=_float(f.get("revoked_at", "")),
+        expires_at=_float(f.get("expires_at", "")),
+        rotated_at=_float(f.get("rotated_at", "")),
     )
 
 
@@ -91,21 +143,23 @@ class RedisKeyStore:
 
     def __init__(self, redis: ResilientRedis) -> None:
         self.redis = redis
+        self.lookups = 0
         client = redis.client
         self._add = client.register_script(_ADD)
         self._revoke = client.register_script(_REVOKE)
+        self._rotate = client.register_script(_ROTATE)
+        self._put = client.register_script(_PUT)
         self._touch = client.register_script(_TOUCH)
 
     async def add(self, record: KeyRecord) -> None:
-        args: list[Any] = [record.key_hash]
-        for name, value in _fields(record).items():
-            args += [name, value]
+        args = [record.key_hash, *_pairs(record)]
         keys = [NAME_PREFIX + record.name, RECORD_PREFIX + record.key_hash, ALL_KEYS]
         added = await self.redis.run("keys_add", lambda r: self._add(keys=keys, args=args, client=r))
         if not added:
             raise KeyNameTaken(f"an active key is already called {record.name!r}")
 
     async def get(self, key_hash: str) -> KeyRecord | None:
+        self.lookups += 1
         raw = await self.redis.run("keys_get", lambda r: r.hgetall(RECORD_PREFIX + key_hash))
         return _record(key_hash, raw) if raw else None
 
@@ -121,19 +175,58 @@ class RedisKeyStore:
 
         raws = await self.redis.run("keys_list", fetch)
         records = [_record(h, raw) for h, raw in zip(hashes, raws, strict=True) if raw]
-        return sorted(records, key=lambda rec: (rec.created_at, rec.name))
+        return sorted(records, key=lambda rec: (rec.created_at, rec.name, rec.key_hash))
 
     async def revoke(self, name: str, at: float) -> bool:
         raw = await self.redis.run("keys_revoke", lambda r: r.get(NAME_PREFIX + name))
         if raw is None:
             return False
         key_hash = _text(raw)
-        keys = [NAME_PREFIX + name, RECORD_PREFIX + key_hash]
-        done = await self.redis.run(
-            "keys_revoke", lambda r: self._revoke(keys=keys, args=[key_hash, repr(at)], client=r)
-        )
+        keys = [NAME_PREFIX + name, RECORD_PREFIX + key_hash, OLD_PREFIX + name]
+        args = [key_hash, repr(at), RECORD_PREFIX]
+        done = await self.redis.run("keys_revoke", lambda r: self._revoke(keys=keys, args=args, client=r))
         return bool(done)
 
-    async def touch(self, key_hash: str, at: float) -> None:
-        keys = [RECORD_PREFIX + key_hash]
-        await self.redis.run("keys_touch", lambda r: self._touch(keys=keys, args=[repr(at)], client=r))
+    async def rotate(self, old: KeyRecord, new: KeyRecord, grace_until: float) -> bool:
+        assert new.rotated_at is None and old.name == new.name  # the caller's contract
+        keys = [
+            NAME_PREFIX + old.name, RECORD_PREFIX + old.key_hash, RECORD_PREFIX + new.key_hash,
+            ALL_KEYS, OLD_PREFIX + old.name,
+        ]  # fmt: skip
+        args = [old.key_hash, new.key_hash, repr(new.created_at), repr(grace_until), *_pairs(new)]
+        done = await self.redis.run("keys_rotate", lambda r: self._rotate(keys=keys, args=args, client=r))
+        return bool(done)
+
+    async def touch_many(self, used: Mapping[str, float]) -> None:
+        async def write(r: Any) -> None:
+            pipe = r.pipeline(transaction=False)
+            for key_hash, at in used.items():
+                await self._touch(keys=[RECORD_PREFIX + key_hash], args=[repr(at)], client=pipe)
+            await pipe.execute()
+
+        if used:
+            await self.redis.run("keys_touch", write)
+
+    async def put(self, record: KeyRecord) -> None:
+        in_grace = record.rotated_at is not None and not record.revoked
+        args = [record.key_hash, "1" if record.current else "0", "1" if in_grace else "0", *_pairs(record)]
+        keys = [
+            NAME_PREFIX + record.name,
+            RECORD_PREFIX + record.key_hash,
+            ALL_KEYS,
+            OLD_PREFIX + record.name,
+        ]
+        done = await self.redis.run("keys_put", lambda r: self._put(keys=keys, args=args, client=r))
+        if not done:
+            raise KeyNameTaken(f"another current key is already called {record.name!r}")
+
+    async def secret(self, candidate: str) -> str:
+        async def call(r: Any) -> Any:
+            await r.set(SECRET_KEY, candidate, nx=True)
+            return await r.get(SECRET_KEY)
+
+        return _text(await self.redis.run("keys_secret", call))
+
+    async def stored_secret(self) -> str | None:
+        raw = await self.redis.run("keys_secret", lambda r: r.get(SECRET_KEY))
+        return None if raw is None else _text(raw)
