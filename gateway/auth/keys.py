@@ -29,7 +29,7 @@ BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 RANDOM_LENGTH = 28
 CHECKSUM_LENGTH = 6  # legacy CRC32 tag
 TAG_LENGTH = 12  # HMAC tag: 62**12 ~ 2**71 guesses per forged key
-TAG_BYTES = 9  # HMAC-SHA256 truncated to 72 bits, then base62 (fits 12 characters)
+TAG_BYTES = 16  # HMAC-SHA256 truncated to 128 bits, reduced mod 62**12 (bias < 2**-56)
 KEY_ID_LENGTH = 6  # random characters shown in the display id
 LEGACY_KEY_LENGTH = len(KEY_PREFIX) + RANDOM_LENGTH + 1 + CHECKSUM_LENGTH
 KEY_LENGTH = len(KEY_PREFIX) + RANDOM_LENGTH + 1 + TAG_LENGTH
@@ -68,7 +68,7 @@ class Signer:
 
     def tag(self, random_part: str) -> str:
         digest = hmac.new(self._secret, random_part.encode("ascii"), hashlib.sha256).digest()
-        return _base62(int.from_bytes(digest[:TAG_BYTES], "big"), TAG_LENGTH)
+        return _base62(int.from_bytes(digest[:TAG_BYTES], "big") % 62**TAG_LENGTH, TAG_LENGTH)
 
     def generate(self) -> str:
         """A new random key with a signed tag."""

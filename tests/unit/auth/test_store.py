@@ -67,12 +67,56 @@ async def test_list_is_oldest_first(store) -> None:
     assert [r.name for r in await store.list()] == ["c", "a", "b"]
 
 
-async def test_touch_sets_last_used(store) -> None:
-    await store.add(record())
-    await store.touch("h" * 64, 42.5)
-    assert (await store.get("h" * 64)).last_used_at == 42.5
-    await store.touch("0" * 64, 1.0)  # unknown key: no effect, no error
+async def test_touch_many_sets_last_used_and_never_moves_it_back(store) -> None:
+    await store.add(record("a", "a" * 64))
+    await store.add(record("b", "b" * 64))
+    await store.touch_many({"a" * 64: 42.5, "b" * 64: 43.0, "0" * 64: 1.0})  # unknown key: no effect
+    assert (await store.get("a" * 64)).last_used_at == 42.5
+    assert (await store.get("b" * 64)).last_used_at == 43.0
     assert await store.get("0" * 64) is None
+    await store.touch_many({"a" * 64: 40.0})  # a replica flushing late
+    assert (await store.get("a" * 64)).last_used_at == 42.5
+
+
+async def test_rotate_moves_the_name_and_keeps_the_old_record_until_its_grace(store) -> None:
+    old, new = record("app", "a" * 64), record("app", "b" * 64, created_at=5.0, models=("m",))
+    await store.add(old)
+    assert await store.rotate(old, new, grace_until=100.0) is True
+    got_old, got_new = await store.get("a" * 64), await store.get("b" * 64)
+    assert (got_old.rotated_at, got_old.expires_at, got_old.current) == (5.0, 100.0, False)
+    assert got_new == new and got_new.current
+    assert await store.rotate(old, record("app", "c" * 64), grace_until=1.0) is False  # not current any more
+    with pytest.raises(KeyNameTaken):
+        await store.add(record("app", "d" * 64))
+
+
+async def test_put_restores_a_record_exactly_and_is_idempotent(store) -> None:
+    rotated = record("app", "a" * 64, rotated_at=5.0, expires_at=100.0, last_used_at=4.0)
+    current = record("app", "b" * 64, created_at=5.0, limits=Limits(rpm=3), models=("m",), expires_at=9e9)
+    for _ in range(2):
+        await store.put(rotated)
+        await store.put(current)
+    assert [await store.get("a" * 64), await store.get("b" * 64)] == [rotated, current]
+    assert len(await store.list()) == 2
+    with pytest.raises(KeyNameTaken):
+        await store.put(record("app", "c" * 64))  # another current key has the name
+    assert await store.revoke("app", 7.0) is True  # revokes both: the restored grace set works
+    assert all(r.revoked_at == 7.0 for r in await store.list())
+
+
+async def test_the_signing_secret_is_made_once_and_shared(store_factory) -> None:
+    first, second = store_factory(), store_factory()
+    assert await first.stored_secret() is None
+    assert await first.secret("candidate-one") == "candidate-one"
+    assert await second.secret("candidate-two") == "candidate-one"
+    assert await second.stored_secret() == "candidate-one"
+
+
+async def test_lookups_are_counted(store) -> None:
+    before = store.lookups
+    await store.get("0" * 64)
+    await store.list()
+    assert store.lookups == before + 1
 
 
 async def test_a_second_store_instance_sees_the_same_data(store_factory) -> None:
@@ -109,3 +153,36 @@ async def test_no_plaintext_key_is_stored(store, request, tmp_path: Path) -> Non
         assert any(hash_key(plaintext).encode() in b for b in blobs)
     for blob in blobs:
         assert secret not in blob and random_part not in blob
+
+
+def test_an_older_embedded_file_is_migrated_in_place(tmp_path: Path) -> None:
+    """A database written by the first release (no models/expires/rotated columns, old index)."""
+    import sqlite3
+
+    from gateway.auth import SqliteKeyStore
+    from gateway.store import EmbeddedDB
+
+    conn = sqlite3.connect(tmp_path / DB_FILENAME)
+    conn.executescript(
+        """
+        CREATE TABLE api_keys (key_hash TEXT PRIMARY KEY, name TEXT NOT NULL, key_id TEXT NOT NULL,
+            rpm INTEGER, tpm INTEGER, concurrency INTEGER, presets TEXT, routes TEXT,
+            created_at REAL NOT NULL, last_used_at REAL, revoked_at REAL);
+        CREATE UNIQUE INDEX api_keys_active_name ON api_keys (name) WHERE revoked_at IS NULL;
+        INSERT INTO api_keys VALUES ('aaaa', 'app', 'vlgw_abcdef', 60, NULL, NULL, '["r"]', NULL, 1.0, NULL, NULL);
+        """
+    )
+    conn.close()
+
+    async def check() -> None:
+        db = EmbeddedDB.in_dir(tmp_path)
+        store = SqliteKeyStore(db)
+        SqliteKeyStore(db)  # opening twice (a second process) is harmless
+        old = await store.get("aaaa")
+        assert old == record("app", "aaaa", limits=Limits(rpm=60), presets=("r",))
+        assert await store.rotate(old, record("app", "bbbb", created_at=2.0), grace_until=9.0)
+        db.close()
+
+    import asyncio
+
+    asyncio.run(check())
