@@ -147,7 +147,7 @@ async def test_expired_key_is_refused_with_its_expiry_in_the_message(store) -> N
     wall = FakeClock()
     wall.now = 1_800_000_000.0
     manager = KeyManager(store, cache_seconds=60, wall=wall)
-    plaintext, rec = await manager.create("trial", expires_at=wall.now + 3600)
+    plaintext, _ = await manager.create("trial", expires_at=wall.now + 3600)
     assert (await manager.authenticate(plaintext)).name == "trial"
     wall.advance(3600)
     with pytest.raises(Unauthorized, match="expired at 2027-01-15T09:00:00Z") as err:

@@ -169,7 +169,8 @@ def test_an_older_embedded_file_is_migrated_in_place(tmp_path: Path) -> None:
             rpm INTEGER, tpm INTEGER, concurrency INTEGER, presets TEXT, routes TEXT,
             created_at REAL NOT NULL, last_used_at REAL, revoked_at REAL);
         CREATE UNIQUE INDEX api_keys_active_name ON api_keys (name) WHERE revoked_at IS NULL;
-        INSERT INTO api_keys VALUES ('aaaa', 'app', 'vlgw_abcdef', 60, NULL, NULL, '["r"]', NULL, 1.0, NULL, NULL);
+        INSERT INTO api_keys VALUES
+            ('aaaa', 'app', 'vlgw_abcdef', 60, NULL, NULL, '["r"]', NULL, 1.0, NULL, NULL);
         """
     )
     conn.close()
