@@ -1,0 +1,100 @@
+"""Issue #13: forged keys cost no store lookups after the first few and never evict a valid key.
+
+Forged keys are what an attacker without the server secret can make: signed-shaped keys tagged
+with a secret of their own, and legacy-shaped keys (whose CRC32 anyone can compute). Lookups are
+counted by the store itself and, on Redis, by the server's own ``INFO commandstats``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from gateway.auth import KeyManager, RedisKeyStore, Signer
+from gateway.auth.keys import generate_legacy_key
+from gateway.auth.throttle import MissBudget
+from gateway.errors import Unauthorized, UnknownKeysLimited
+from tests.unit.auth.conftest import FakeClock
+from tests.unit.store.helpers import resilient, wait_recovered
+
+ATTACKER = Signer(b"the attacker's own secret, not ours")
+FORGED = 5_000
+
+
+def hgetall_calls(url: str) -> int:
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.info("commandstats").get("cmdstat_hgetall", {}).get("calls", 0))
+    finally:
+        client.close()
+
+
+async def test_forged_signed_keys_never_reach_the_store(store) -> None:
+    manager = KeyManager(store, cache_max_entries=50, negative_max_entries=50)
+    good, _ = await manager.create("good")
+    await manager.authenticate(good)
+    before = store.lookups
+    for i in range(FORGED):
+        with pytest.raises(Unauthorized):
+            await manager.authenticate(ATTACKER.generate(), client=f"198.51.100.{i % 200}")
+    assert store.lookups == before
+    assert len(manager._valid) == 1 and not manager._negative  # nothing cached for a forgery
+    await manager.aclose()
+
+
+async def test_forged_legacy_keys_from_one_address_cost_only_the_first_few_lookups(store) -> None:
+    clock = FakeClock()
+    manager = KeyManager(store, misses=MissBudget(burst=20, per_minute=10, clock=clock), clock=clock)
+    before = store.lookups
+    refused = {40101: 0, 42904: 0}
+    for _ in range(FORGED):
+        try:
+            await manager.authenticate(generate_legacy_key(), client="203.0.113.7")
+        except (Unauthorized, UnknownKeysLimited) as exc:
+            refused[exc.code] += 1
+            retry = exc.retry_after
+    assert store.lookups - before == 20 and refused == {40101: 20, 42904: FORGED - 20}
+    assert retry is not None and 0 < retry <= 6
+    # Another address is not punished for this one, and the budget refills with time.
+    with pytest.raises(Unauthorized):
+        await manager.authenticate(generate_legacy_key(), client="192.0.2.1")
+    clock.advance(6)
+    with pytest.raises(Unauthorized):
+        await manager.authenticate(generate_legacy_key(), client="203.0.113.7")
+    assert store.lookups - before == 22
+
+
+def test_ipv6_callers_share_a_budget_per_64() -> None:
+    budget = MissBudget(burst=2, per_minute=1)
+    budget.charge("2001:db8:1:2::1")
+    budget.charge("2001:db8:1:2:ffff::9")
+    assert budget.retry_after("2001:db8:1:2::abcd") is not None
+    assert budget.retry_after("2001:db8:1:3::1") is None
+
+
+async def test_a_flood_of_forged_keys_leaves_the_valid_key_working_through_a_redis_pause(own_redis) -> None:
+    client = resilient(own_redis.url)
+    clock = FakeClock()
+    # Small caches, so any sharing between valid and invalid keys would show as an eviction.
+    manager = KeyManager(
+        RedisKeyStore(client), cache_seconds=1.0, cache_max_entries=10, negative_max_entries=10, clock=clock
+    )
+    good, _ = await manager.create("good")
+    await manager.authenticate(good, client="10.0.0.1")
+    own_redis.cli("CONFIG", "RESETSTAT")
+    for i in range(FORGED):
+        with pytest.raises(Unauthorized):
+            await manager.authenticate(ATTACKER.generate(), client=f"198.51.100.{i % 200}")
+    assert hgetall_calls(own_redis.url) == 0
+    # Legacy-shaped forgeries from many addresses do cost lookups (one per address budget) ...
+    for i in range(500):
+        with pytest.raises(Unauthorized):
+            await manager.authenticate(generate_legacy_key(), client=f"203.0.{i // 250}.{i % 250}")
+    assert hgetall_calls(own_redis.url) == 500
+    # ... but they only ever churn the negative cache: the valid key is still known.
+    own_redis.cli("CLIENT", "PAUSE", "1500", "ALL")
+    clock.advance(5)  # every entry is stale: the store must be asked, and cannot answer
+    assert (await manager.authenticate(good, client="10.0.0.1")).name == "good"
+    await wait_recovered(client)
+    await manager.aclose()
+    await client.aclose()
