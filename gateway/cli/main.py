@@ -1,4 +1,4 @@
-"""``vlgw``: serve the gateway, run the emulator, manage keys (CONTRACT.md §6)."""
+"""``vlgw``: serve the gateway, run the emulator, manage keys, back up and restore (CONTRACT.md §6)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,18 @@ def _feedback(args: argparse.Namespace) -> int:
     return feedback_cli.run(args, load_settings())
 
 
+def _backup(args: argparse.Namespace) -> int:
+    from gateway import backup
+
+    return backup.run_backup(args, load_settings())
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from gateway import backup
+
+    return backup.run_restore(args, load_settings())
+
+
 def _dev(args: argparse.Namespace) -> int:
     from gateway.cli.dev import run_dev
 
@@ -78,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     feedback = sub.add_parser("feedback", help="export app feedback as JSONL")
     feedback_cli.add_arguments(feedback)
     feedback.set_defaults(func=_feedback)
+
+    from gateway import backup
+
+    backup.add_arguments(sub)
+    sub.choices["backup"].set_defaults(func=_backup)
+    sub.choices["restore"].set_defaults(func=_restore)
 
     dev = sub.add_parser("dev", help="local try-out: the gateway, plus the emulator when no vLLM answers")
     dev.add_argument("--port", type=int, default=8080)

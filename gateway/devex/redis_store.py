@@ -11,6 +11,7 @@ overwrite) another key's record.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, cast
@@ -19,7 +20,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from gateway.devex.model import USAGE_TTL_DAYS, FeedbackEntry, RequestRecord
-from gateway.devex.store import UsageBatch
+from gateway.devex.store import UsageBatch, feedback_digest
 from gateway.store.redis import ResilientRedis
 
 REQUEST_PREFIX = "vlgw:req:"
@@ -123,3 +124,88 @@ class RedisDevexStore:
             for date, row in zip(dates, rows, strict=True)
             if row
         }
+
+    # --- backup and restore ----------------------------------------------------------------------
+
+    async def all_usage(self) -> AsyncIterator[tuple[str, str, dict[str, int]]]:
+        cursor: int = 0
+        while True:
+            cursor, names = await self.redis.run("devex_export_usage", _scan_usage(cursor))
+            rows = await self.redis.run("devex_export_usage", _hgetall_each(names))
+            for name, row in zip(names, rows, strict=True):
+                date_and_key = _text(name)[len(USAGE_PREFIX) :]
+                if row:  # expired between SCAN and HGETALL
+                    yield date_and_key[11:], date_and_key[:10], {_text(f): int(v) for f, v in row.items()}
+            if cursor == 0:
+                return
+
+    async def set_usage(self, key_name: str, date: str, fields: dict[str, int]) -> None:
+        key = _usage_key(key_name, date)
+        day = dt.datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=dt.UTC)
+        expire_at = int(day.timestamp()) + USAGE_TTL_DAYS * 86_400
+
+        async def write(r: aioredis.Redis) -> None:
+            pipe = r.pipeline(transaction=True)
+            pipe.delete(key)
+            if fields:
+                pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+                pipe.expireat(key, expire_at)
+            await pipe.execute()
+
+        await self.redis.run("devex_restore_usage", write)
+
+    async def restore_feedback(self, entries: Sequence[FeedbackEntry]) -> int:
+        # Stream ids carry the time that ``feedback_between`` ranges over, and XADD only appends,
+        # so older entries go in by rewriting the stream: existing and new entries in time order,
+        # in one MULTI/EXEC on the one key (atomic; feedback arriving meanwhile waits for it).
+        existing = [entry async for entry in self.feedback_between(0.0, FAR_FUTURE)]
+        seen = {feedback_digest(entry) for entry in existing}
+        added: list[FeedbackEntry] = []
+        for entry in entries:
+            digest = feedback_digest(entry)
+            if digest not in seen:
+                seen.add(digest)
+                added.append(entry)
+        if not added:
+            return 0
+        merged = sorted([*existing, *added], key=lambda e: e.created)
+
+        async def write(r: aioredis.Redis) -> None:
+            pipe = r.pipeline(transaction=True)
+            pipe.delete(FEEDBACK_STREAM)
+            last_ms, seq = -1, 0
+            for entry in merged:
+                ms = max(int(entry.created * 1000), last_ms)
+                seq = seq + 1 if ms == last_ms else 0
+                last_ms = ms
+                value = msgspec.json.encode(msgspec.structs.replace(entry, id=""))
+                pipe.xadd(FEEDBACK_STREAM, {"e": value}, id=f"{ms}-{seq}")
+            await pipe.execute()
+
+        await self.redis.run("devex_restore_feedback", write)
+        return len(added)
+
+
+FAR_FUTURE = 2**42 / 1000  # later than any stream id's millisecond time
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _scan_usage(cursor: int) -> Callable[[aioredis.Redis], Awaitable[tuple[int, list[bytes]]]]:
+    async def call(r: aioredis.Redis) -> tuple[int, list[bytes]]:
+        found = await r.scan(cursor, match=USAGE_PREFIX + "*", count=EXPORT_PAGE)
+        return cast(tuple[int, list[bytes]], found)
+
+    return call
+
+
+def _hgetall_each(names: list[bytes]) -> Callable[[aioredis.Redis], Awaitable[list[dict[bytes, bytes]]]]:
+    async def call(r: aioredis.Redis) -> list[dict[bytes, bytes]]:
+        pipe = r.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(name)
+        return cast(list[dict[bytes, bytes]], await pipe.execute())
+
+    return call

@@ -15,7 +15,7 @@ from typing import TypeVar
 import msgspec
 
 from gateway.devex.model import FeedbackEntry, RequestRecord
-from gateway.devex.store import UsageBatch
+from gateway.devex.store import UsageBatch, feedback_digest
 from gateway.store.embedded import EmbeddedDB, transaction
 from gateway.store.redis import StoreUnavailable
 
@@ -114,19 +114,20 @@ class SqliteDevexStore:
         return str(cursor.lastrowid)
 
     async def feedback_between(self, since: float, until: float) -> AsyncIterator[FeedbackEntry]:
+        # Time order, paged on (created, id): a restore adds older entries with higher ids.
         sql = (
-            "SELECT id, body FROM devex_feedback WHERE created >= ? AND created < ? AND id > ? "
-            "ORDER BY id LIMIT ?"
+            "SELECT id, created, body FROM devex_feedback WHERE created < ? AND (created, id) > (?, ?) "
+            "ORDER BY created, id LIMIT ?"
         )
-        last = 0
+        after: tuple[float, int] = (since, -1)
         while True:
-            rows = await self._run(_select(sql, (since, until, last, EXPORT_PAGE)))
+            rows = await self._run(_select(sql, (until, *after, EXPORT_PAGE)))
             for row in rows:
                 entry = msgspec.json.decode(row["body"], type=FeedbackEntry)
                 yield msgspec.structs.replace(entry, id=str(row["id"]))
             if len(rows) < EXPORT_PAGE:
                 return
-            last = rows[-1]["id"]
+            after = (rows[-1]["created"], rows[-1]["id"])
 
     async def add_usage(self, batch: UsageBatch) -> None:
         rows = [
@@ -145,3 +146,43 @@ class SqliteDevexStore:
         for row in rows:
             out.setdefault(row["day"], {})[row["field"]] = row["value"]
         return out
+
+    # --- backup and restore ----------------------------------------------------------------------
+
+    async def all_usage(self) -> AsyncIterator[tuple[str, str, dict[str, int]]]:
+        sql = "SELECT key_name, day, field, value FROM devex_usage ORDER BY key_name, day"
+        rows = await self._run(_select(sql, ()))
+        current: tuple[str, str] | None = None
+        fields: dict[str, int] = {}
+        for row in rows:
+            if (row["key_name"], row["day"]) != current:
+                if current is not None:
+                    yield current[0], current[1], fields
+                current, fields = (row["key_name"], row["day"]), {}
+            fields[row["field"]] = row["value"]
+        if current is not None:
+            yield current[0], current[1], fields
+
+    async def set_usage(self, key_name: str, date: str, fields: dict[str, int]) -> None:
+        rows = [(key_name, date, field, value) for field, value in fields.items()]
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM devex_usage WHERE key_name = ? AND day = ?", (key_name, date))
+            conn.executemany(
+                "INSERT INTO devex_usage (key_name, day, field, value) VALUES (?, ?, ?, ?)", rows
+            )
+
+        await self._run(lambda conn: transaction(conn, write))
+
+    async def restore_feedback(self, entries: Sequence[FeedbackEntry]) -> int:
+        seen = {feedback_digest(entry) async for entry in self.feedback_between(0.0, float("inf"))}
+        rows = []
+        for entry in entries:
+            digest = feedback_digest(entry)
+            if digest not in seen:
+                seen.add(digest)
+                rows.append((entry.created, msgspec.json.encode(msgspec.structs.replace(entry, id=""))))
+        sql = "INSERT INTO devex_feedback (created, body) VALUES (?, ?)"
+        if rows:
+            await self._run(lambda conn: transaction(conn, lambda c: c.executemany(sql, rows)))
+        return len(rows)

@@ -6,8 +6,11 @@ nothing else; callers decide what that means (a dropped record, a 503 on ``/v1/f
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
+
+import msgspec
 
 from gateway.devex.model import FeedbackEntry, RequestRecord
 
@@ -38,3 +41,19 @@ class DevexStore(Protocol):
 
     async def get_usage(self, key_name: str, dates: list[str]) -> dict[str, dict[str, int]]:
         """The stored counters of ``key_name`` for each of ``dates`` that has any."""
+
+    # --- backup and restore (``vlgw backup`` / ``vlgw restore``) -------------------------------
+
+    def all_usage(self) -> AsyncIterator[tuple[str, str, dict[str, int]]]:
+        """Every stored (key name, date, counters), in any order."""
+
+    async def set_usage(self, key_name: str, date: str, fields: dict[str, int]) -> None:
+        """Replace the counters of one key and day (restore: idempotent, unlike ``add_usage``)."""
+
+    async def restore_feedback(self, entries: Sequence[FeedbackEntry]) -> int:
+        """Add the entries not already stored (same content = same entry); returns how many were added."""
+
+
+def feedback_digest(entry: FeedbackEntry) -> str:
+    """Identity of a feedback entry across stores (ids are per store): SHA-256 of its content."""
+    return hashlib.sha256(msgspec.json.encode(msgspec.structs.replace(entry, id=""))).hexdigest()

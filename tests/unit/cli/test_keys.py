@@ -102,3 +102,43 @@ async def _close(manager: KeyManager) -> None:
         await store.redis.aclose()
     else:
         store.db.close()
+
+
+def test_create_with_expiry_and_allow_lists_then_rotate(settings: Settings) -> None:
+    code, out, err = vlgw(settings, "keys", "create", "--name", "app", "--expires", "2030-01-31",
+                          "--presets", "receipt,ocr", "--models", "qwen3-vl-8b")  # fmt: skip
+    assert code == 0 and "expires 2030-01-31 00:00 UTC" in err
+    old = out.strip()
+    row = json.loads(vlgw(settings, "keys", "list", "--json")[1])
+    assert row["expires_at"] == 1896048000.0 and row["status"] == "active"
+    assert row["presets"] == ["receipt", "ocr"] and row["models"] == ["qwen3-vl-8b"]
+
+    code, out, err = vlgw(settings, "keys", "rotate", "app", "--grace", "24h")
+    new = out.strip()
+    assert code == 0 and new.startswith("vlgw_") and new != old and new not in err and "works until" in err
+    rows = [json.loads(line) for line in vlgw(settings, "keys", "list", "--json")[1].splitlines()]
+    assert [(r["key_id"], r["status"]) for r in rows] == [(old[:11], "grace"), (new[:11], "active")]
+    assert rows[1]["models"] == ["qwen3-vl-8b"] and rows[1]["expires_at"] is None
+    table = vlgw(settings, "keys", "list")[1]
+    assert "EXPIRES" in table and "grace" in table and old not in table and new not in table
+
+    assert vlgw(settings, "keys", "rotate", "nobody")[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "complaint"),
+    [
+        (["--expires", "2001-01-01"], "not in the future"),
+        (["--expires", "soon"], "not a date"),
+    ],
+)
+def test_bad_expiry_is_refused_by_the_parser(flags: list[str], complaint: str, capsys) -> None:
+    with pytest.raises(SystemExit):
+        parser().parse_args(["keys", "create", "--name", "b", *flags])
+    assert complaint in capsys.readouterr().err
+
+
+def test_bad_grace_is_refused_by_the_parser(capsys) -> None:
+    with pytest.raises(SystemExit):
+        parser().parse_args(["keys", "rotate", "b", "--grace", "a day"])
+    assert "duration" in capsys.readouterr().err
