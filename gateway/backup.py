@@ -47,6 +47,7 @@ FORMAT = "vlgw-backup"
 VERSION = 1
 CLI_REDIS_TIMEOUT = 5.0
 KINDS = ("secret", "key", "usage", "feedback")
+FAR_FUTURE = 2**42 / 1000  # unix seconds past any stored time (and any Redis stream id)
 
 
 class BackupError(Exception):
@@ -121,7 +122,7 @@ async def dump_lines(keys: KeyStore, devex: DevexStore) -> AsyncIterator[dict[st
     for key_name, date, counters in usage:
         counts["usage"] += 1
         yield {"kind": "usage", "key": key_name, "date": date, "counters": dict(sorted(counters.items()))}
-    entries = [_feedback_line(entry) async for entry in devex.feedback_between(0.0, float("inf"))]
+    entries = [_feedback_line(entry) async for entry in devex.feedback_between(0.0, FAR_FUTURE)]
     for line in sorted(entries, key=lambda ln: (ln["entry"]["created"], json.dumps(ln, sort_keys=True))):
         counts["feedback"] += 1
         yield line

@@ -24,6 +24,7 @@ T = TypeVar("T")
 MAX_REQUEST_ROWS = 200_000
 PRUNE_INTERVAL_SECONDS = 60.0
 EXPORT_PAGE = 500
+FAR_FUTURE = 2**42 / 1000  # unix seconds past any stored time
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS devex_requests (
@@ -175,7 +176,7 @@ class SqliteDevexStore:
         await self._run(lambda conn: transaction(conn, write))
 
     async def restore_feedback(self, entries: Sequence[FeedbackEntry]) -> int:
-        seen = {feedback_digest(entry) async for entry in self.feedback_between(0.0, float("inf"))}
+        seen = {feedback_digest(entry) async for entry in self.feedback_between(0.0, FAR_FUTURE)}
         rows = []
         for entry in entries:
             digest = feedback_digest(entry)
