@@ -47,13 +47,13 @@ def _feedback(args: argparse.Namespace) -> int:
 
 
 def _backup(args: argparse.Namespace) -> int:
-    from gateway import backup
+    from gateway.cli import backup
 
     return backup.run_backup(args, load_settings())
 
 
 def _restore(args: argparse.Namespace) -> int:
-    from gateway import backup
+    from gateway.cli import backup
 
     return backup.run_restore(args, load_settings())
 
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     feedback_cli.add_arguments(feedback)
     feedback.set_defaults(func=_feedback)
 
-    from gateway import backup
+    from gateway.cli import backup
 
     backup.add_arguments(sub)
     sub.choices["backup"].set_defaults(func=_backup)
