@@ -7,7 +7,8 @@ A presented key is checked in this order, each step cheaper than the next:
 2. the **valid-key cache**: records of keys that were valid when fetched, LRU-bounded; only a
    store answer for a usable key enters it, so invalid keys can never evict a valid one;
 3. the **negative cache**: unknown, revoked and expired keys, bounded separately;
-4. the per-address miss budget (:mod:`gateway.auth.throttle`) for keys in neither cache;
+4. for legacy-shaped keys in neither cache, the per-address miss budget
+   (:mod:`gateway.auth.throttle`);
 5. one store lookup.
 
 Entries are fresh for ``cache_seconds``, so a revocation reaches every replica within that
@@ -190,8 +191,9 @@ class KeyManager:
     async def authenticate(self, presented: str | None, *, client: str | None = None) -> Principal:
         """The principal for a presented key; 40101, 42904 or 50301 otherwise.
 
-        ``client`` is the caller's address (``request.client.host``); keys the store does not
-        know are budgeted per address. Without it, all such callers share one budget.
+        ``client`` is the caller's address (``request.client.host``): legacy-shaped keys the
+        store does not know are budgeted per address. Without it, all such callers share one
+        budget (signed keys are never budgeted).
         """
         if self.auth_disabled:
             return Principal.anonymous()
@@ -206,7 +208,11 @@ class KeyManager:
         elif not self.accept_legacy:
             raise self._refuse("legacy", "this API key has the old format, no longer accepted: rotate it")
         key_hash = keys.hash_key(presented)
-        record = await self._lookup(key_hash, client)
+        # Only legacy-shaped keys can be made up by the million; a signed key that checks was
+        # minted here, so its lookups are bounded by the keys that exist and need no budget.
+        record = await self._lookup(
+            key_hash, client if shape is KeyShape.LEGACY else None, budget=shape is KeyShape.LEGACY
+        )
         if record is None or not keys.hashes_match(record.key_hash, key_hash):
             raise self._refuse("unknown", "invalid API key")
         if record.revoked:
@@ -231,7 +237,7 @@ class KeyManager:
                 "key store unavailable; retry shortly", retry_after=UNKNOWN_KEY_RETRY_AFTER
             ) from None
 
-    async def _lookup(self, key_hash: str, client: str | None) -> KeyRecord | None:
+    async def _lookup(self, key_hash: str, client: str | None, *, budget: bool) -> KeyRecord | None:
         now = self._clock()
         good = self._valid.get(key_hash)
         if good is not None and now - good.fetched_at < self.cache_seconds:
@@ -240,7 +246,7 @@ class KeyManager:
         bad = self._negative.get(key_hash)
         if bad is not None and now - bad.fetched_at < self.cache_seconds:
             return bad.record
-        if good is None and bad is None:
+        if budget and good is None and bad is None:
             wait = self.misses.retry_after(client)
             if wait is not None:
                 metrics.AUTH_FAILURES.labels(reason="unknown_limited").inc()
@@ -260,7 +266,7 @@ class KeyManager:
             _put(self._valid, key_hash, _Entry(record, now), self.cache_max_entries)
         else:
             self._valid.pop(key_hash, None)
-            if record is None and bad is None:
+            if budget and record is None and bad is None:
                 self.misses.charge(client)
             _put(self._negative, key_hash, _Entry(record, now), self.negative_max_entries)
         return record

@@ -98,3 +98,19 @@ async def test_a_flood_of_forged_keys_leaves_the_valid_key_working_through_a_red
     await wait_recovered(client)
     await manager.aclose()
     await client.aclose()
+
+
+async def test_an_exhausted_budget_never_blocks_a_signed_key(store) -> None:
+    """Callers that don't pass an address share one budget: legacy floods must not lock out real keys."""
+    operator = KeyManager(store)
+    good, _ = await operator.create("good")
+    server = KeyManager(store, misses=MissBudget(burst=3, per_minute=1))
+    for _ in range(3):
+        with pytest.raises(Unauthorized):
+            await server.authenticate(generate_legacy_key())
+    with pytest.raises(UnknownKeysLimited) as err:
+        await server.authenticate(generate_legacy_key())
+    assert err.value.code == 42904 and err.value.status == 429
+    assert (await server.authenticate(good)).name == "good"  # never seen by this process, still let in
+    await operator.aclose()
+    await server.aclose()
