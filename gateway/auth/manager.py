@@ -88,6 +88,7 @@ class KeyManager:
         self._touched: dict[str, float] = {}
         self._pending: dict[str, float] = {}
         self._flusher: asyncio.Task[None] | None = None
+        self._inflight: dict[str, asyncio.Task[KeyRecord | None]] = {}
         self._closing = asyncio.Event()
 
     async def signer(self) -> Signer:
@@ -246,13 +247,15 @@ class KeyManager:
         bad = self._negative.get(key_hash)
         if bad is not None and now - bad.fetched_at < self.cache_seconds:
             return bad.record
-        if budget and good is None and bad is None:
+        if budget and good is None and (bad is None or bad.record is None):
             wait = self.misses.retry_after(client)
             if wait is not None:
+                if bad is not None:  # known unknown: keep saying so rather than ask again
+                    return None
                 metrics.AUTH_FAILURES.labels(reason="unknown_limited").inc()
                 raise UnknownKeysLimited(retry_after=wait)
         try:
-            record = await self.store.get(key_hash)
+            record = await self._fetch(key_hash)
         except StoreUnavailable:
             known = good if good is not None else bad
             if known is not None:  # last-known answer, however old
@@ -266,10 +269,20 @@ class KeyManager:
             _put(self._valid, key_hash, _Entry(record, now), self.cache_max_entries)
         else:
             self._valid.pop(key_hash, None)
-            if budget and record is None and bad is None:
+            if budget and record is None:
                 self.misses.charge(client)
             _put(self._negative, key_hash, _Entry(record, now), self.negative_max_entries)
         return record
+
+    async def _fetch(self, key_hash: str) -> KeyRecord | None:
+        """One store lookup per key at a time: concurrent requests with the same key share it."""
+        task = self._inflight.get(key_hash)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self.store.get(key_hash))
+            task.add_done_callback(_retrieve)
+            self._inflight[key_hash] = task
+            task.add_done_callback(lambda _: self._inflight.pop(key_hash, None))
+        return await asyncio.shield(task)  # one caller giving up does not cancel the others' lookup
 
     def _refuse(self, reason: str, message: str) -> Unauthorized:
         metrics.AUTH_FAILURES.labels(reason=reason).inc()
@@ -315,3 +328,9 @@ def _put(cache: OrderedDict[str, _Entry], key_hash: str, entry: _Entry, limit: i
     cache.move_to_end(key_hash)
     while len(cache) > limit:
         cache.popitem(last=False)
+
+
+def _retrieve(task: asyncio.Task[KeyRecord | None]) -> None:
+    """Mark a lookup's exception as seen (its waiters may all have gone)."""
+    if not task.cancelled():
+        task.exception()

@@ -114,3 +114,18 @@ async def test_an_exhausted_budget_never_blocks_a_signed_key(store) -> None:
     assert (await server.authenticate(good)).name == "good"  # never seen by this process, still let in
     await operator.aclose()
     await server.aclose()
+
+
+async def test_resending_the_same_forgeries_after_the_cache_window_costs_no_lookups(store) -> None:
+    clock = FakeClock()
+    manager = KeyManager(
+        store, cache_seconds=2, misses=MissBudget(burst=20, per_minute=10, clock=clock), clock=clock
+    )
+    forged = [generate_legacy_key() for _ in range(20)]
+    before = store.lookups
+    for _round in range(3):
+        for key in forged:
+            with pytest.raises(Unauthorized):  # 40101 each time, never 42904: these are known unknowns
+                await manager.authenticate(key, client="203.0.113.7")
+        clock.advance(3)  # negative entries go stale; the budget refills by half a lookup
+    assert store.lookups - before == 20 + 1  # the first round, then what the refill allowed

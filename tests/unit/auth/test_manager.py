@@ -284,3 +284,15 @@ async def test_redis_outage_uses_last_known_good_and_refuses_unknown_keys_with_5
         await manager.authenticate(await unknown_key(manager))  # store answers again: a real 401
     await manager.aclose()
     await client.aclose()
+
+
+async def test_concurrent_requests_with_one_key_share_one_lookup(store) -> None:
+    import asyncio
+
+    plaintext, _ = await KeyManager(store).create("mobile")
+    spy = CountingStore(store)
+    manager = KeyManager(spy)
+    principals = await asyncio.gather(*(manager.authenticate(plaintext) for _ in range(20)))
+    assert {p.name for p in principals} == {"mobile"}
+    assert spy.calls.count("get") == 1
+    await manager.aclose()
