@@ -20,7 +20,6 @@ gets 50301 with a short ``retry_after`` rather than a 401.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from gateway import metrics
 from gateway.auth import keys
 from gateway.auth.keys import KeyShape, Signer
+from gateway.auth.last_used import TOUCH_FLUSH_SECONDS, TOUCH_INTERVAL_SECONDS, LastUsed
 from gateway.auth.principal import KeyRecord, Limits, Principal
 from gateway.auth.store import KeyStore
 from gateway.auth.throttle import MissBudget
@@ -37,8 +37,6 @@ from gateway.store.redis import StoreUnavailable
 
 CACHE_MAX_ENTRIES = 10_000
 NEGATIVE_MAX_ENTRIES = 10_000
-TOUCH_INTERVAL_SECONDS = 60.0  # last_used_at is written at most this often per key per process
-TOUCH_FLUSH_SECONDS = 5.0  # uses are batched this long into one store write
 UNKNOWN_KEY_RETRY_AFTER = 1.0
 
 
@@ -75,8 +73,6 @@ class KeyManager:
         self.cache_seconds = cache_seconds
         self.auth_disabled = auth_disabled
         self.accept_legacy = accept_legacy
-        self.touch_interval = touch_interval
-        self.touch_flush = touch_flush
         self.cache_max_entries = cache_max_entries
         self.negative_max_entries = negative_max_entries
         self.misses = misses if misses is not None else MissBudget(clock=clock)
@@ -85,11 +81,11 @@ class KeyManager:
         self._signer = Signer(secret.encode()) if secret else None
         self._valid: OrderedDict[str, _Entry] = OrderedDict()
         self._negative: OrderedDict[str, _Entry] = OrderedDict()
-        self._touched: dict[str, float] = {}
-        self._pending: dict[str, float] = {}
-        self._flusher: asyncio.Task[None] | None = None
+        self.last_used = LastUsed(
+            store, interval=touch_interval, flush_after=touch_flush, max_keys=cache_max_entries, clock=clock,
+            wall=wall,
+        )  # fmt: skip
         self._inflight: dict[str, asyncio.Task[KeyRecord | None]] = {}
-        self._closing = asyncio.Event()
 
     async def signer(self) -> Signer:
         """The signer: from ``GATEWAY_KEY_SECRET``, else the secret kept in the store (made once)."""
@@ -226,7 +222,7 @@ class KeyManager:
                     f"this API key was replaced by a rotation; its grace ended {iso(record.expires_at)}",
                 )
             raise self._refuse("expired", f"this API key expired at {iso(record.expires_at)}")
-        self._note_use(key_hash)
+        self.last_used.note(key_hash)
         return record.principal()
 
     async def _signer_or_unavailable(self) -> Signer:
@@ -288,39 +284,13 @@ class KeyManager:
         metrics.AUTH_FAILURES.labels(reason=reason).inc()
         return Unauthorized(message)
 
-    # --- last_used_at, batched -------------------------------------------------------------------
-
-    def _note_use(self, key_hash: str) -> None:
-        """Queue a ``last_used_at`` write, at most once per ``touch_interval`` per key per process."""
-        now = self._clock()
-        if now - self._touched.get(key_hash, -self.touch_interval) < self.touch_interval:
-            return
-        if len(self._touched) >= self.cache_max_entries:
-            self._touched.clear()
-        self._touched[key_hash] = now
-        self._pending[key_hash] = self._wall()
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
-
-    async def _flush_soon(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closing.wait(), self.touch_flush)
-        await self.flush()
-
     async def flush(self) -> None:
-        """Write the queued ``last_used_at`` times in one store call (a failure drops them)."""
-        batch, self._pending = self._pending, {}
-        if batch:
-            with contextlib.suppress(StoreUnavailable):
-                await self.store.touch_many(batch)
+        """Write the queued ``last_used_at`` times now."""
+        await self.last_used.flush()
 
     async def aclose(self) -> None:
         """Write pending ``last_used_at`` updates now."""
-        self._closing.set()
-        if self._flusher is not None:
-            await asyncio.gather(self._flusher, return_exceptions=True)
-        await self.flush()
-        self._closing.clear()
+        await self.last_used.aclose()
 
 
 def _put(cache: OrderedDict[str, _Entry], key_hash: str, entry: _Entry, limit: int) -> None:
