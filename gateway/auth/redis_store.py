@@ -1,16 +1,26 @@
 """Key records in Redis: one hash per key, a name index of current keys, a set of all keys.
 
-vlgw:key:<sha256>      HASH    name, key_id, rpm, tpm, concurrency, presets, routes, models,
-                               created_at, last_used_at, revoked_at, expires_at, rotated_at
-                               ("" = None; fields added later are absent in older records)
-vlgw:keyname:<name>    STRING  sha256 of the current key with that name
-vlgw:keyold:<name>     SET     sha256 of its rotated-out keys (revoked together with it)
-vlgw:keys              SET     every sha256 ever created (for ``list``)
-vlgw:keysecret         STRING  the generated signing secret (when GATEWAY_KEY_SECRET is unset)
+vlgw:{keys}:key:<sha256>   HASH    name, key_id, rpm, tpm, concurrency, presets, routes, models,
+                                   created_at, last_used_at, revoked_at, expires_at, rotated_at
+                                   ("" = None)
+vlgw:{keys}:name:<name>    STRING  sha256 of the current key with that name
+vlgw:{keys}:old:<name>     SET     sha256 of its rotated-out keys (revoked together with it)
+vlgw:{keys}:all            SET     every sha256 ever created (for ``list``)
+vlgw:{keys}:secret         STRING  the generated signing secret (when GATEWAY_KEY_SECRET is unset)
+vlgw:{keys}:layout         STRING  "2" once this layout is in use
+
+The ``{keys}`` hash tag puts every key record in one Redis Cluster slot, so the scripts that
+change several of them at once (create, rotate, revoke, restore) run on a cluster too. Key
+data is small (a few hundred bytes per key), so one slot is no hot spot: lookups are cached.
+
+The first release used ``vlgw:key:<sha256>``, ``vlgw:keyname:<name>`` and ``vlgw:keys``; the
+first store call of a process copies those records into this layout once (idempotent, the old
+keys are left for replicas not yet upgraded).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,11 +28,16 @@ from gateway.auth.principal import KeyRecord, Limits
 from gateway.auth.store import KeyNameTaken, decode_names, encode_names
 from gateway.store.redis import ResilientRedis
 
-RECORD_PREFIX = "vlgw:key:"
-NAME_PREFIX = "vlgw:keyname:"
-OLD_PREFIX = "vlgw:keyold:"
-ALL_KEYS = "vlgw:keys"
-SECRET_KEY = "vlgw:keysecret"  # noqa: S105  (a Redis key name, not a secret)
+PREFIX = "vlgw:{keys}:"
+RECORD_PREFIX = PREFIX + "key:"
+NAME_PREFIX = PREFIX + "name:"
+OLD_PREFIX = PREFIX + "old:"
+ALL_KEYS = PREFIX + "all"
+SECRET_KEY = PREFIX + "secret"
+LAYOUT_KEY = PREFIX + "layout"
+LAYOUT = b"2"
+V1_RECORD_PREFIX = "vlgw:key:"
+V1_ALL_KEYS = "vlgw:keys"
 
 # KEYS: name index, record, all-keys set. ARGV: hash, then field/value pairs.
 _ADD = """
@@ -150,8 +165,41 @@ class RedisKeyStore:
         self._rotate = client.register_script(_ROTATE)
         self._put = client.register_script(_PUT)
         self._touch = client.register_script(_TOUCH)
+        self._layout_ready = False
+
+    async def _layout(self) -> None:
+        """Once per process: mark the layout, copying the first release's records if there are any."""
+        if self._layout_ready:
+            return
+        if await self.redis.run("keys_layout", lambda r: r.get(LAYOUT_KEY)) != LAYOUT:
+            await self._copy_v1()
+            await self.redis.run("keys_layout", lambda r: r.set(LAYOUT_KEY, LAYOUT))
+        self._layout_ready = True
+
+    async def _copy_v1(self) -> None:
+        hashes = sorted(
+            _text(h) for h in await self.redis.run("keys_layout", lambda r: r.smembers(V1_ALL_KEYS))
+        )
+
+        async def fetch(r: Any) -> list[dict[bytes, bytes]]:
+            pipe = r.pipeline(transaction=False)
+            for key_hash in hashes:
+                pipe.hgetall(V1_RECORD_PREFIX + key_hash)
+            result: list[dict[bytes, bytes]] = await pipe.execute()
+            return result
+
+        raws = await self.redis.run("keys_layout", fetch) if hashes else []
+        self._layout_ready = True  # put() below must not come back here
+        try:
+            for key_hash, raw in zip(hashes, raws, strict=True):
+                if raw:
+                    with contextlib.suppress(KeyNameTaken):  # a newer key took the name meanwhile
+                        await self.put(_record(key_hash, raw))
+        finally:
+            self._layout_ready = False
 
     async def add(self, record: KeyRecord) -> None:
+        await self._layout()
         args = [record.key_hash, *_pairs(record)]
         keys = [NAME_PREFIX + record.name, RECORD_PREFIX + record.key_hash, ALL_KEYS]
         added = await self.redis.run("keys_add", lambda r: self._add(keys=keys, args=args, client=r))
@@ -159,11 +207,13 @@ class RedisKeyStore:
             raise KeyNameTaken(f"an active key is already called {record.name!r}")
 
     async def get(self, key_hash: str) -> KeyRecord | None:
+        await self._layout()
         self.lookups += 1
         raw = await self.redis.run("keys_get", lambda r: r.hgetall(RECORD_PREFIX + key_hash))
         return _record(key_hash, raw) if raw else None
 
     async def list(self) -> list[KeyRecord]:
+        await self._layout()
         hashes = sorted(_text(h) for h in await self.redis.run("keys_list", lambda r: r.smembers(ALL_KEYS)))
 
         async def fetch(r: Any) -> list[dict[bytes, bytes]]:
@@ -178,6 +228,7 @@ class RedisKeyStore:
         return sorted(records, key=lambda rec: (rec.created_at, rec.name, rec.key_hash))
 
     async def revoke(self, name: str, at: float) -> bool:
+        await self._layout()
         raw = await self.redis.run("keys_revoke", lambda r: r.get(NAME_PREFIX + name))
         if raw is None:
             return False
@@ -188,6 +239,7 @@ class RedisKeyStore:
         return bool(done)
 
     async def rotate(self, old: KeyRecord, new: KeyRecord, grace_until: float) -> bool:
+        await self._layout()
         assert new.rotated_at is None and old.name == new.name  # the caller's contract
         keys = [
             NAME_PREFIX + old.name, RECORD_PREFIX + old.key_hash, RECORD_PREFIX + new.key_hash,
@@ -198,6 +250,8 @@ class RedisKeyStore:
         return bool(done)
 
     async def touch_many(self, used: Mapping[str, float]) -> None:
+        await self._layout()
+
         async def write(r: Any) -> None:
             pipe = r.pipeline(transaction=False)
             for key_hash, at in used.items():
@@ -208,6 +262,7 @@ class RedisKeyStore:
             await self.redis.run("keys_touch", write)
 
     async def put(self, record: KeyRecord) -> None:
+        await self._layout()
         in_grace = record.rotated_at is not None and not record.revoked
         args = [record.key_hash, "1" if record.current else "0", "1" if in_grace else "0", *_pairs(record)]
         keys = [
@@ -221,6 +276,8 @@ class RedisKeyStore:
             raise KeyNameTaken(f"another current key is already called {record.name!r}")
 
     async def secret(self, candidate: str) -> str:
+        await self._layout()
+
         async def call(r: Any) -> Any:
             await r.set(SECRET_KEY, candidate, nx=True)
             return await r.get(SECRET_KEY)
@@ -228,5 +285,6 @@ class RedisKeyStore:
         return _text(await self.redis.run("keys_secret", call))
 
     async def stored_secret(self) -> str | None:
+        await self._layout()
         raw = await self.redis.run("keys_secret", lambda r: r.get(SECRET_KEY))
         return None if raw is None else _text(raw)

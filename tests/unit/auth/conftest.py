@@ -32,7 +32,7 @@ async def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Async
         url = request.getfixturevalue("redis_url")
 
         def make() -> KeyStore:
-            client = resilient(url)
+            client = resilient(url, timeout=2.0)  # a loaded CI machine; outages are tested apart
             closers.append(client)
             return RedisKeyStore(client)
 

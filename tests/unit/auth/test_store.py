@@ -187,3 +187,33 @@ def test_an_older_embedded_file_is_migrated_in_place(tmp_path: Path) -> None:
     import asyncio
 
     asyncio.run(check())
+
+
+async def test_redis_records_of_the_first_release_are_copied_into_the_cluster_layout(redis_url) -> None:
+    """Keys written by the first release (``vlgw:key:<hash>``, no hash tag) keep working after an upgrade."""
+    import redis
+
+    from gateway.auth import RedisKeyStore
+    from tests.unit.store.helpers import resilient
+
+    raw = redis.Redis.from_url(redis_url)
+    fields = {"name": "app", "key_id": "vlgw_abcdef", "rpm": "60", "tpm": "", "concurrency": "",
+              "presets": '["r"]', "routes": "", "created_at": "1.0", "last_used_at": "",
+              "revoked_at": ""}  # fmt: skip
+    raw.hset("vlgw:key:" + "a" * 64, mapping=fields)
+    raw.hset("vlgw:key:" + "b" * 64, mapping={**fields, "name": "gone", "revoked_at": "2.0"})
+    raw.set("vlgw:keyname:app", "a" * 64)
+    raw.sadd("vlgw:keys", "a" * 64, "b" * 64)
+    client = resilient(redis_url, timeout=2)
+    store, second = RedisKeyStore(client), RedisKeyStore(client)
+    got = await store.get("a" * 64)
+    assert got == record("app", "a" * 64, limits=Limits(rpm=60), presets=("r",))
+    assert [r.name for r in await second.list()] == ["app", "gone"]  # a second process: copied once
+    with pytest.raises(KeyNameTaken):
+        await store.add(record("app", "c" * 64))  # the name index came along
+    assert await store.revoke("app", 3.0) is True
+    assert raw.exists("vlgw:key:" + "a" * 64)  # left for replicas still on the first release
+    assert all(k.startswith(b"vlgw:{keys}:") or k.startswith((b"vlgw:key:", b"vlgw:keyname:", b"vlgw:keys"))
+               for k in raw.keys("*"))  # fmt: skip
+    raw.close()
+    await client.aclose()
