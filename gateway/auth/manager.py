@@ -86,11 +86,14 @@ class KeyManager:
             wall=wall,
         )  # fmt: skip
         self._inflight: dict[str, asyncio.Task[KeyRecord | None]] = {}
+        self._signer_lock = asyncio.Lock()
 
     async def signer(self) -> Signer:
         """The signer: from ``GATEWAY_KEY_SECRET``, else the secret kept in the store (made once)."""
         if self._signer is None:
-            self._signer = Signer((await self.store.secret(keys.new_secret())).encode())
+            async with self._signer_lock:  # the first burst of requests asks the store once
+                if self._signer is None:
+                    self._signer = Signer((await self.store.secret(keys.new_secret())).encode())
         return self._signer
 
     # --- operator side (CLI) -----------------------------------------------------------------

@@ -20,6 +20,7 @@ keys are left for replicas not yet upgraded).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping
 from typing import Any
@@ -166,15 +167,19 @@ class RedisKeyStore:
         self._put = client.register_script(_PUT)
         self._touch = client.register_script(_TOUCH)
         self._layout_ready = False
+        self._layout_lock = asyncio.Lock()
 
     async def _layout(self) -> None:
         """Once per process: mark the layout, copying the first release's records if there are any."""
         if self._layout_ready:
             return
-        if await self.redis.run("keys_layout", lambda r: r.get(LAYOUT_KEY)) != LAYOUT:
-            await self._copy_v1()
-            await self.redis.run("keys_layout", lambda r: r.set(LAYOUT_KEY, LAYOUT))
-        self._layout_ready = True
+        async with self._layout_lock:  # the first burst of requests checks once
+            if self._layout_ready:
+                return
+            if await self.redis.run("keys_layout", lambda r: r.get(LAYOUT_KEY)) != LAYOUT:
+                await self._copy_v1()
+                await self.redis.run("keys_layout", lambda r: r.set(LAYOUT_KEY, LAYOUT))
+            self._layout_ready = True
 
     async def _copy_v1(self) -> None:
         hashes = sorted(
