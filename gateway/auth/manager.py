@@ -202,17 +202,18 @@ class KeyManager:
         shape = keys.shape(presented)
         if shape is KeyShape.MALFORMED:
             raise self._refuse("malformed", "invalid API key")
-        if shape is KeyShape.SIGNED:
-            if not (await self._signer_or_unavailable()).verify(presented):
-                raise self._refuse("bad_tag", "invalid API key")
-        elif not self.accept_legacy:
-            raise self._refuse("legacy", "this API key has the old format, no longer accepted: rotate it")
         key_hash = keys.hash_key(presented)
-        # Only legacy-shaped keys can be made up by the million; a signed key that checks was
-        # minted here, so its lookups are bounded by the keys that exist and need no budget.
-        record = await self._lookup(
-            key_hash, client if shape is KeyShape.LEGACY else None, budget=shape is KeyShape.LEGACY
-        )
+        record = self._fresh_valid(key_hash)
+        if record is None:  # not a key known valid a moment ago: check the tag, then ask
+            if shape is KeyShape.SIGNED:
+                if not (await self._signer_or_unavailable()).verify(presented):
+                    raise self._refuse("bad_tag", "invalid API key")
+            elif not self.accept_legacy:
+                raise self._refuse("legacy", "this API key has the old format, no longer accepted: rotate it")
+            # Only legacy-shaped keys can be made up by the million; a signed key that checks was
+            # minted here, so its lookups are bounded by the keys that exist and need no budget.
+            legacy = shape is KeyShape.LEGACY
+            record = await self._lookup(key_hash, client if legacy else None, budget=legacy)
         if record is None or not keys.hashes_match(record.key_hash, key_hash):
             raise self._refuse("unknown", "invalid API key")
         if record.revoked:
@@ -228,6 +229,18 @@ class KeyManager:
         self.last_used.note(key_hash)
         return record.principal()
 
+    def _fresh_valid(self, key_hash: str) -> KeyRecord | None:
+        """The record when this hash is in the valid-key cache and fresh.
+
+        A presented key whose SHA-256 is a valid key's hash is that key, so its tag needs no
+        check: the HMAC is spent only on keys not known to be valid.
+        """
+        entry = self._valid.get(key_hash)
+        if entry is None or self._clock() - entry.fetched_at >= self.cache_seconds:
+            return None
+        self._valid.move_to_end(key_hash)
+        return entry.record
+
     async def _signer_or_unavailable(self) -> Signer:
         try:
             return await self.signer()
@@ -241,8 +254,7 @@ class KeyManager:
         now = self._clock()
         good = self._valid.get(key_hash)
         if good is not None and now - good.fetched_at < self.cache_seconds:
-            self._valid.move_to_end(key_hash)
-            return good.record
+            return good.record  # filled while this request waited (e.g. for the signing secret)
         bad = self._negative.get(key_hash)
         if bad is not None and now - bad.fetched_at < self.cache_seconds:
             return bad.record
