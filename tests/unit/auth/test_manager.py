@@ -296,3 +296,23 @@ async def test_concurrent_requests_with_one_key_share_one_lookup(store) -> None:
     assert {p.name for p in principals} == {"mobile"}
     assert spy.calls.count("get") == 1
     await manager.aclose()
+
+
+async def test_a_configured_secret_is_used_and_none_is_stored(store, tmp_path) -> None:
+    from gateway.auth import build_key_manager
+    from gateway.settings import Settings
+
+    settings = Settings(_env_file=None, data_dir=tmp_path, key_secret="configured-secret-0123456789")
+    operator = KeyManager(store, secret=settings.key_secret.get_secret_value())
+    plaintext, _ = await operator.create("app")
+    assert await store.stored_secret() is None
+    server = build_key_manager(settings)
+    assert server._signer is not None and server._signer.verify(plaintext)
+    server.store.db.close()
+
+
+def test_a_short_configured_secret_is_refused_naming_the_variable() -> None:
+    from gateway.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="GATEWAY_KEY_SECRET must be at least 16 bytes"):
+        load_settings(_env_file=None, key_secret="short")
