@@ -317,6 +317,7 @@ ALL_ERRORS: tuple[type[GatewayError], ...] = (
     RequestRateLimited,
     TokenRateLimited,
     ConcurrencyLimited,
+    UnknownKeysLimited,
     InternalError,
     UpstreamError,
     ServiceUnavailable,
