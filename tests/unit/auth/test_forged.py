@@ -129,3 +129,31 @@ async def test_resending_the_same_forgeries_after_the_cache_window_costs_no_look
                 await manager.authenticate(key, client="203.0.113.7")
         clock.advance(3)  # negative entries go stale; the budget refills by half a lookup
     assert store.lookups - before == 20 + 1  # the first round, then what the refill allowed
+
+
+def _hostile_keys() -> list[str]:
+    real = ATTACKER.generate()
+    return [
+        "vlgw_" + "A" * 1_000_000,  # a megabyte of key
+        real[:20] + "\x00" + real[21:],  # NUL inside
+        real.replace(real[10], "\u0410", 1),  # Cyrillic A where a Latin A could be: same length, not ASCII
+        real[:-1] + "\uff10",  # full-width digit
+        "vlgw_",
+        "vlgw_" + "' OR 1=1 --".ljust(28, "x") + "_" + "0" * 12,  # SQL-shaped
+        real[:30] + "\r\nX-Injected: 1"[: len(real) - 30],
+        "VLGW_" + real[5:],  # case of the prefix
+        real + " ",
+        "%76%6c%67%77_" + real[5:],  # percent-encoded prefix
+    ]
+
+
+@pytest.mark.parametrize("presented", _hostile_keys(), ids=range(10))
+async def test_hostile_key_strings_are_refused_without_touching_the_store(store, presented) -> None:
+    """Shapes an attacker tries (overlong, NUL, homoglyphs, injection-shaped): 40101, no store call."""
+    from tests.unit.auth.conftest import CountingStore
+
+    spy = CountingStore(store)
+    with pytest.raises(Unauthorized) as err:
+        await KeyManager(spy, secret="the server's own secret 0123456789").authenticate(presented)
+    assert err.value.code == 40101 and presented not in err.value.message
+    assert spy.calls == []
