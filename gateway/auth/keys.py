@@ -64,10 +64,12 @@ class Signer:
     def __init__(self, secret: bytes) -> None:
         if len(secret) < SECRET_MIN_BYTES:
             raise ValueError(f"the key secret must be at least {SECRET_MIN_BYTES} bytes")
-        self._secret = secret
+        self._keyed = hmac.new(secret, digestmod=hashlib.sha256)  # copied per tag: no key setup each time
 
     def tag(self, random_part: str) -> str:
-        digest = hmac.new(self._secret, random_part.encode("ascii"), hashlib.sha256).digest()
+        mac = self._keyed.copy()
+        mac.update(random_part.encode("ascii"))
+        digest = mac.digest()
         return _base62(int.from_bytes(digest[:TAG_BYTES], "big") % 62**TAG_LENGTH, TAG_LENGTH)
 
     def generate(self) -> str:
