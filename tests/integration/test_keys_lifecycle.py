@@ -83,3 +83,30 @@ def test_expiry_rotation_last_used_and_allow_lists(store_env, emulator, make_gat
     assert [r["status"] for r in rows["app"]] == ["rotated", "active"]
     assert [r["status"] for r in rows["trial"]] == ["expired"]
     assert all(r["last_used_at"] is not None for r in rows["app"] + rows["trial"])
+
+
+def test_a_key_from_before_signed_keys_works_until_legacy_is_turned_off(
+    emulator, make_gateway, tmp_path
+) -> None:
+    """A CRC32 key as the first release made it, stored as the first release stored it."""
+    import asyncio
+
+    from gateway.auth import KeyRecord, SqliteKeyStore
+    from gateway.auth.keys import generate_legacy_key, hash_key, key_id
+    from gateway.store import EmbeddedDB
+
+    legacy = generate_legacy_key()
+
+    async def store_it() -> None:
+        db = EmbeddedDB.in_dir(tmp_path)
+        await SqliteKeyStore(db).add(
+            KeyRecord(name="old-app", key_id=key_id(legacy), key_hash=hash_key(legacy), created_at=1.7e9)
+        )
+        db.close()
+
+    asyncio.run(store_it())
+    accepting = make_gateway([emulator.url], auth_disabled=False)
+    assert presets(accepting, legacy).status_code == 200
+    refusing = make_gateway([emulator.url], auth_disabled=False, key_accept_legacy=False)
+    refused = presets(refusing, legacy)
+    assert refused.status_code == 401 and "old format" in refused.json()["message"]
