@@ -46,6 +46,7 @@ class KeyRecord:
     models: tuple[str, ...] | None = None  # None: every model
     expires_at: float | None = None  # None: never; for a rotated-out key, the end of its grace
     rotated_at: float | None = None  # set when ``vlgw keys rotate`` replaced this key
+    signed: bool = True  # False: a legacy CRC32 key from before signed keys (rotate it)
 
     @property
     def revoked(self) -> bool:

@@ -1,7 +1,8 @@
 """Key records in Redis: one hash per key, a name index of current keys, a set of all keys.
 
 vlgw:{keys}:key:<sha256>   HASH    name, key_id, rpm, tpm, concurrency, presets, routes, models,
-                                   created_at, last_used_at, revoked_at, expires_at, rotated_at
+                                   created_at, last_used_at, revoked_at, expires_at, rotated_at,
+                                   signed ("1"; absent in first-release records: legacy keys)
                                    ("" = None)
 vlgw:{keys}:name:<name>    STRING  sha256 of the current key with that name
 vlgw:{keys}:old:<name>     SET     sha256 of its rotated-out keys (revoked together with it)
@@ -123,6 +124,7 @@ def _fields(record: KeyRecord) -> dict[str, str]:
         "revoked_at": _opt(record.revoked_at),
         "expires_at": _opt(record.expires_at),
         "rotated_at": _opt(record.rotated_at),
+        "signed": "1" if record.signed else "",
     }
 
 
@@ -149,6 +151,7 @@ def _record(key_hash: str, raw: dict[Any, Any]) -> KeyRecord:
         revoked_at=_float(f.get("revoked_at", "")),
         expires_at=_float(f.get("expires_at", "")),
         rotated_at=_float(f.get("rotated_at", "")),
+        signed=f.get("signed", "") == "1",
     )
 
 

@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS api_keys (
 );
 CREATE TABLE IF NOT EXISTS vlgw_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-ADDED_COLUMNS = {"models": "TEXT", "expires_at": "REAL", "rotated_at": "REAL"}
+# ``signed`` is NULL in rows of the first release: those are legacy (CRC32) keys.
+ADDED_COLUMNS = {"models": "TEXT", "expires_at": "REAL", "rotated_at": "REAL", "signed": "INTEGER"}
 # A rotated-out key keeps its name during its grace, so "current" excludes it (the first
 # release's index, on revoked_at alone, is replaced).
 NAME_INDEX = """
@@ -41,14 +42,14 @@ CREATE UNIQUE INDEX IF NOT EXISTS api_keys_current_name ON api_keys (name)
 """
 _COLUMNS = (
     "key_hash, name, key_id, rpm, tpm, concurrency, presets, routes, created_at, last_used_at, revoked_at, "
-    "models, expires_at, rotated_at"
+    "models, expires_at, rotated_at, signed"
 )
 # Built from constants only (no caller input), hence the noqa.
-_INSERT = f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"  # noqa: S608
+_INSERT = f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"  # noqa: S608
 # An upsert on key_hash alone: a clash on the name index still raises (INSERT OR REPLACE would
 # silently delete the other key holding the name).
 _PUT = (
-    f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "  # noqa: S608
+    f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "  # noqa: S608
     "ON CONFLICT (key_hash) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.replace(" ", "").split(",")[1:])
 )
@@ -75,7 +76,7 @@ def _params(record: KeyRecord) -> tuple[Any, ...]:
         record.key_hash, record.name, record.key_id, record.limits.rpm, record.limits.tpm,
         record.limits.concurrency, encode_names(record.presets), encode_names(record.routes),
         record.created_at, record.last_used_at, record.revoked_at,
-        encode_names(record.models), record.expires_at, record.rotated_at,
+        encode_names(record.models), record.expires_at, record.rotated_at, 1 if record.signed else None,
     )  # fmt: skip
 
 
@@ -93,6 +94,7 @@ def _record(row: sqlite3.Row) -> KeyRecord:
         revoked_at=row["revoked_at"],
         expires_at=row["expires_at"],
         rotated_at=row["rotated_at"],
+        signed=row["signed"] == 1,
     )
 
 

@@ -61,7 +61,7 @@ def _key_line(record: KeyRecord) -> dict[str, Any]:
         "rpm": record.limits.rpm, "tpm": record.limits.tpm, "concurrency": record.limits.concurrency,
         "presets": _names(record.presets), "routes": _names(record.routes), "models": _names(record.models),
         "created_at": record.created_at, "last_used_at": record.last_used_at, "revoked_at": record.revoked_at,
-        "expires_at": record.expires_at, "rotated_at": record.rotated_at,
+        "expires_at": record.expires_at, "rotated_at": record.rotated_at, "signed": record.signed,
     }  # fmt: skip
 
 
@@ -80,6 +80,7 @@ def _key_record(line: dict[str, Any]) -> KeyRecord:
         presets=_tuple(line["presets"]), routes=_tuple(line["routes"]), models=_tuple(line["models"]),
         created_at=float(line["created_at"]), last_used_at=line["last_used_at"],
         revoked_at=line["revoked_at"], expires_at=line["expires_at"], rotated_at=line["rotated_at"],
+        signed=bool(line["signed"]),
     )  # fmt: skip
 
 

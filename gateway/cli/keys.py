@@ -191,6 +191,7 @@ def as_dict(record: KeyRecord, now: float) -> dict[str, Any]:
         "last_used_at": record.last_used_at,
         "expires_at": record.expires_at,
         "rotated_at": record.rotated_at,
+        "format": "signed" if record.signed else "legacy",
         "revoked_at": record.revoked_at,
     }
 
@@ -201,7 +202,7 @@ def _when(ts: float | None) -> str:
 
 def _print_table(records: list[KeyRecord], now: float, out: TextIO) -> None:
     header = ("NAME", "KEY ID", "RPM", "TPM", "CONC", "PRESETS", "MODELS", "ROUTES", "CREATED", "LAST USED",
-              "EXPIRES", "STATUS")  # fmt: skip
+              "EXPIRES", "STATUS", "FORMAT")  # fmt: skip
     rows: list[tuple[str, ...]] = [header]
     for r in records:
         rows.append((
@@ -209,6 +210,7 @@ def _print_table(records: list[KeyRecord], now: float, out: TextIO) -> None:
             *("-" if v is None else str(v) for v in (r.limits.rpm, r.limits.tpm, r.limits.concurrency)),
             *("all" if names is None else ",".join(names) for names in (r.presets, r.models, r.routes)),
             _when(r.created_at), _when(r.last_used_at), _when(r.expires_at), r.status(now),
+            "signed" if r.signed else "legacy",
         ))  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:

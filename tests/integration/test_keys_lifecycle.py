@@ -100,7 +100,13 @@ def test_a_key_from_before_signed_keys_works_until_legacy_is_turned_off(
     async def store_it() -> None:
         db = EmbeddedDB.in_dir(tmp_path)
         await SqliteKeyStore(db).add(
-            KeyRecord(name="old-app", key_id=key_id(legacy), key_hash=hash_key(legacy), created_at=1.7e9)
+            KeyRecord(
+                name="old-app",
+                key_id=key_id(legacy),
+                key_hash=hash_key(legacy),
+                created_at=1.7e9,
+                signed=False,
+            )
         )
         db.close()
 

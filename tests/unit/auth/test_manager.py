@@ -89,7 +89,9 @@ async def test_managers_without_a_configured_secret_agree_through_the_store(stor
 async def test_legacy_crc_keys_keep_working_until_turned_off(store) -> None:
     legacy = generate_legacy_key()
     await store.add(
-        KeyRecord(name="old-app", key_id=key_id(legacy), key_hash=hash_key(legacy), created_at=1.0)
+        KeyRecord(
+            name="old-app", key_id=key_id(legacy), key_hash=hash_key(legacy), created_at=1.0, signed=False
+        )
     )
     assert (await KeyManager(store).authenticate(legacy)).name == "old-app"
     spy = CountingStore(store)

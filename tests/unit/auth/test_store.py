@@ -180,7 +180,7 @@ def test_an_older_embedded_file_is_migrated_in_place(tmp_path: Path) -> None:
         store = SqliteKeyStore(db)
         SqliteKeyStore(db)  # opening twice (a second process) is harmless
         old = await store.get("aaaa")
-        assert old == record("app", "aaaa", limits=Limits(rpm=60), presets=("r",))
+        assert old == record("app", "aaaa", limits=Limits(rpm=60), presets=("r",), signed=False)  # legacy
         assert await store.rotate(old, record("app", "bbbb", created_at=2.0), grace_until=9.0)
         db.close()
 
@@ -207,7 +207,7 @@ async def test_redis_records_of_the_first_release_are_copied_into_the_cluster_la
     client = resilient(redis_url, timeout=2)
     store, second = RedisKeyStore(client), RedisKeyStore(client)
     got = await store.get("a" * 64)
-    assert got == record("app", "a" * 64, limits=Limits(rpm=60), presets=("r",))
+    assert got == record("app", "a" * 64, limits=Limits(rpm=60), presets=("r",), signed=False)  # legacy
     assert [r.name for r in await second.list()] == ["app", "gone"]  # a second process: copied once
     with pytest.raises(KeyNameTaken):
         await store.add(record("app", "c" * 64))  # the name index came along
