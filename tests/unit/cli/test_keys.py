@@ -110,7 +110,7 @@ def test_create_with_expiry_and_allow_lists_then_rotate(settings: Settings) -> N
     assert code == 0 and "expires 2030-01-31 00:00 UTC" in err
     old = out.strip()
     row = json.loads(vlgw(settings, "keys", "list", "--json")[1])
-    assert row["expires_at"] == 1896048000.0 and row["status"] == "active"
+    assert row["expires_at"] == 1896048000.0 and row["status"] == "active" and row["format"] == "signed"
     assert row["presets"] == ["receipt", "ocr"] and row["models"] == ["qwen3-vl-8b"]
 
     code, out, err = vlgw(settings, "keys", "rotate", "app", "--grace", "24h")
