@@ -197,14 +197,10 @@ class RedisKeyStore:
             return result
 
         raws = await self.redis.run("keys_layout", fetch) if hashes else []
-        self._layout_ready = True  # put() below must not come back here
-        try:
-            for key_hash, raw in zip(hashes, raws, strict=True):
-                if raw:
-                    with contextlib.suppress(KeyNameTaken):  # a newer key took the name meanwhile
-                        await self.put(_record(key_hash, raw))
-        finally:
-            self._layout_ready = False
+        for key_hash, raw in zip(hashes, raws, strict=True):
+            if raw:
+                with contextlib.suppress(KeyNameTaken):  # a newer key took the name meanwhile
+                    await self._write(_record(key_hash, raw))
 
     async def add(self, record: KeyRecord) -> None:
         await self._layout()
@@ -271,6 +267,9 @@ class RedisKeyStore:
 
     async def put(self, record: KeyRecord) -> None:
         await self._layout()
+        await self._write(record)
+
+    async def _write(self, record: KeyRecord) -> None:
         in_grace = record.rotated_at is not None and not record.revoked
         args = [record.key_hash, "1" if record.current else "0", "1" if in_grace else "0", *_pairs(record)]
         keys = [
