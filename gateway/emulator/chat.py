@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 
+from gateway.constants import QWEN_IMAGE_FRAME_TOKENS
 from gateway.emulator.answer import answer_tokens
+from gateway.emulator.engine import Engine, Sequence
 from gateway.emulator.errors import EmulatorError, bad_request, error_body
 from gateway.emulator.http import DropConnection, Exchange
 from gateway.emulator.images import ImageInfo, load
@@ -41,6 +43,7 @@ class ChatRun:
         self.entry = state.record(ex.headers)
         self.held_tokens = 0
         self.sent_chunks = 0
+        self.images: list[ImageInfo] = []
 
     async def run(self) -> None:
         """Answer the request, counting it as completed, failed or cancelled."""
@@ -110,6 +113,7 @@ class ChatRun:
             self.state.image_counts[sha] += 1
             self.entry["image_sha256"].append(sha)
             images.append(info)
+        self.images = images
         return images
 
     async def _videos(self, request: ChatRequest) -> list[VideoInfo]:
@@ -159,7 +163,49 @@ class ChatRun:
     def _headers(self) -> list[tuple[str, str]]:
         return [("x-request-id", self.request_id)]
 
+    @contextlib.asynccontextmanager
+    async def _on_gpu(self, engine: Engine, completion: Completion) -> AsyncIterator[Sequence]:
+        """Queue the request on the cost model's engine; take it out if the client leaves first."""
+        if self.faults.hang:
+            self.phase = "hang"
+            await asyncio.Event().wait()  # never set: only the client leaving ends this
+        visual = [image.tokens - QWEN_IMAGE_FRAME_TOKENS for image in self.images]
+        seq = Sequence(
+            images=[(image.sha256, tokens) for image, tokens in zip(self.images, visual, strict=True)],
+            text_tokens=completion.prompt_tokens - sum(visual),
+            prompt_tokens=completion.prompt_tokens,
+            output_tokens=len(completion.tokens),
+        )
+        self.phase = "waiting"
+        engine.submit(seq)
+        self.state.metrics.prompt_tokens.inc(completion.prompt_tokens)
+        try:
+            yield seq
+        finally:
+            if seq.state != "finished":
+                self.phase = (
+                    "waiting" if seq.state == "waiting" else "prefill" if not seq.generated else "decode"
+                )
+                engine.abort(seq)
+
+    async def _modelled_tokens(self, engine: Engine, seq: Sequence) -> AsyncIterator[int]:
+        """Tokens generated so far, each time the engine's step adds some (the first after prefill)."""
+        async for generated in engine.tokens(seq):
+            if self.phase == "waiting":
+                self.phase = "decode"
+                self.state.metrics.ttft.observe(time.monotonic() - self.arrival)
+            yield generated
+
     async def _whole(self, completion: Completion) -> None:
+        engine = self.state.engine
+        if engine is not None:
+            async with self._on_gpu(engine, completion) as seq:
+                async for _ in self._modelled_tokens(engine, seq):
+                    pass
+            self.state.metrics.generation_tokens.inc(len(completion.tokens))
+            await self.ex.json(completion.response(), headers=self._headers())
+            self._finished(completion)
+            return
         async with self._slot(completion.prompt_tokens):
             await self._prefill()
             if self.faults.per_token_ms > 0 and len(completion.tokens) > 1:
@@ -174,22 +220,39 @@ class ChatRun:
         # Like vLLM (Starlette's StreamingResponse), the 200 and headers go out before the engine runs.
         await self.ex.start(200, SSE, self._headers())
         try:
-            async with self._slot(completion.prompt_tokens):
-                await self._prefill()
-                await self._emit(completion.role_chunk())
-                for index in range(len(completion.tokens)):
-                    if index and self.faults.per_token_ms > 0:
-                        await asyncio.sleep(self.faults.per_token_ms / 1000)
-                    self.held_tokens += 1
-                    self.state.running_tokens += 1
-                    self.state.metrics.generation_tokens.inc()
-                    await self._emit(completion.token_chunk(index))
+            if self.state.engine is not None:
+                await self._stream_modelled(self.state.engine, completion)
+            else:
+                await self._stream_slot(completion)
             if include_usage:
                 await self._emit(completion.usage_chunk())
             await self._emit(None)
         except _StreamEnded:
             return
         self._finished(completion)
+
+    async def _stream_modelled(self, engine: Engine, completion: Completion) -> None:
+        sent = 0
+        async with self._on_gpu(engine, completion) as seq:
+            async for generated in self._modelled_tokens(engine, seq):
+                if sent == 0:
+                    await self._emit(completion.role_chunk())
+                for index in range(sent, generated):
+                    self.state.metrics.generation_tokens.inc()
+                    await self._emit(completion.token_chunk(index))
+                sent = generated
+
+    async def _stream_slot(self, completion: Completion) -> None:
+        async with self._slot(completion.prompt_tokens):
+            await self._prefill()
+            await self._emit(completion.role_chunk())
+            for index in range(len(completion.tokens)):
+                if index and self.faults.per_token_ms > 0:
+                    await asyncio.sleep(self.faults.per_token_ms / 1000)
+                self.held_tokens += 1
+                self.state.running_tokens += 1
+                self.state.metrics.generation_tokens.inc()
+                await self._emit(completion.token_chunk(index))
 
     async def _emit(self, chunk: bytes | None) -> None:
         """Send one chunk (None: the final [DONE]), applying the drop and mid-stream error faults."""

@@ -28,6 +28,12 @@ _HELP = {
     "mm_cache_items": "items in the emulated multi-modal cache",
     "request_log_size": "chat requests kept for GET /emulator/requests",
     "seed": "seed of the RNG behind --error-rate",
+    "cost_model": "GPU cost model: 'h200' times prefill from measured H200 points, batches, budgets KV",
+    "decode_ms": "cost model: one decode step's time before KV reads",
+    "decode_ms_per_1k_kv": "cost model: decode step time per 1,000 tokens of KV attended",
+    "kv_tokens": "cost model: KV cache budget in tokens",
+    "max_num_batched_tokens": "cost model: prompt tokens prefilled per engine step",
+    "enable_prefix_caching": "cost model: reuse a repeated image's KV (vLLM's default)",
     "answer_tokens": "tokens in every answer before max_tokens truncates it",
     "prefill_ms": "delay before the first token",
     "per_token_ms": "delay between tokens",
@@ -53,8 +59,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if field.name == "hang":
             parser.add_argument(*names, dest=field.name, action="store_true", help=help_text)
             continue
+        if isinstance(default, bool):
+            parser.add_argument(
+                *names,
+                dest=field.name,
+                action=argparse.BooleanOptionalAction,
+                default=default,
+                help=help_text,
+            )
+            continue
         kind: Any = type(default) if default is not None else int
-        if field.name == "api_key":
+        if field.name in ("api_key", "cost_model"):
             kind = str
         parser.add_argument(*names, dest=field.name, type=kind, default=default, help=help_text)
     # vLLM spellings, so a `vllm serve` command line can be pasted.

@@ -12,6 +12,9 @@ from gateway.constants import QWEN_DEFAULT_MIN_PIXELS
 EMULATED_VLLM_VERSION = "0.33.0"
 OWNED_BY = "vlgw-emulator"
 ANSWER_MARKER = "[vLLM emulator, not a model]"
+COST_MODELS = ("h200",)  # --cost-model profiles (docs/emulator-cost-model.md)
+# One token of Qwen3-VL-8B's KV: K and V x 36 layers x 8 KV heads x 128 dims x 2 bytes (bf16).
+KV_BYTES_PER_TOKEN = 2 * 36 * 8 * 128 * 2
 
 
 class Faults(msgspec.Struct, forbid_unknown_fields=True):
@@ -75,6 +78,13 @@ class EmulatorConfig:
     mm_cache_items: int = 1024  # emulated processor cache, by item count (vLLM sizes it in GiB)
     request_log_size: int = 64  # requests kept for GET /emulator/requests (bodies are kept whole)
     seed: int = 0  # for error_rate
+    # GPU cost model (off: timing comes from the fault knobs only, as before)
+    cost_model: str | None = None  # "h200": prefill from the measured table, batching, KV budget
+    decode_ms: float = 5.0  # one decode step's weight read (assumption, docs/emulator-cost-model.md)
+    decode_ms_per_1k_kv: float = 0.044  # reading 1,000 tokens of KV in a decode step
+    kv_tokens: int = 680_000  # KV budget in tokens (H200, --gpu-memory-utilization 0.9, bf16)
+    max_num_batched_tokens: int = 8192  # prompt tokens prefilled per engine step (at least one request)
+    enable_prefix_caching: bool = True  # vLLM's default: a repeated image's KV is reused
     # fault knobs (runtime-changeable copies live in EmulatorState.faults)
     answer_tokens: int = 24
     prefill_ms: float = 0.0
@@ -94,6 +104,8 @@ class EmulatorConfig:
             "max_num_seqs",
             "fetch_timeout",
             "mm_cache_items",
+            "kv_tokens",
+            "max_num_batched_tokens",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -104,6 +116,13 @@ class EmulatorConfig:
             raise ValueError("video_num_frames must be greater than 0 or -1, and video_fps positive")
         if self.min_pixels > self.max_pixels:
             raise ValueError("min_pixels is above max_pixels")
+        if self.cost_model is not None and self.cost_model not in COST_MODELS:
+            raise ValueError(f"cost_model must be one of {COST_MODELS}, got {self.cost_model!r}")
+        if self.cost_model is not None and self.kv_tokens < self.max_model_len:
+            # vLLM refuses to start when the KV cache cannot hold one max_model_len sequence.
+            raise ValueError("kv_tokens is below max_model_len: one full-length request would never fit")
+        if self.decode_ms < 0 or self.decode_ms_per_1k_kv < 0:
+            raise ValueError("decode_ms and decode_ms_per_1k_kv must not be negative")
         self.faults()  # validates the fault knobs
 
     def faults(self) -> Faults:

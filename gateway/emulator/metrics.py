@@ -2,7 +2,8 @@
 
 Only what the emulator can honestly compute. ``vllm:kv_cache_usage_perc`` is *emulated*: the
 tokens held by running requests (prompt + generated so far) over ``max_num_seqs * max_model_len``.
-Prefix-cache metrics are not emitted: the emulator has no prefix cache.
+Prefix-cache metrics are emitted only with the cost model on (docs/emulator-cost-model.md),
+which also adds ``emulator_gpu_seconds_total{phase}``, the modelled GPU busy time.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class Snapshot:
     kv_cache_usage: float
     mm_cache_queries: int
     mm_cache_hits: int
+    gpu_seconds: tuple[float, float] | None = None  # cost model: (prefill, decode) busy seconds
+    prefix_cache: tuple[int, int] | None = None  # cost model: (queries, hits), in images
 
 
 class _LiveCollector(Collector):
@@ -93,14 +96,28 @@ class _LiveCollector(Collector):
             gauge = GaugeMetricFamily(name, doc, labels=LABELS)
             gauge.add_metric(self._labels, value)
             yield gauge
-        counters = (
+        counters: tuple[tuple[str, str, float], ...] = (
             ("vllm:mm_cache_queries", "Multi-modal cache lookups (items)", snap.mm_cache_queries),
             ("vllm:mm_cache_hits", "Multi-modal cache hits (items)", snap.mm_cache_hits),
         )
+        if snap.prefix_cache is not None:
+            counters += (
+                ("vllm:prefix_cache_queries", "Emulated prefix-cache lookups (images)", snap.prefix_cache[0]),
+                ("vllm:prefix_cache_hits", "Emulated prefix-cache hits (images)", snap.prefix_cache[1]),
+            )
         for name, doc, value in counters:
             counter = CounterMetricFamily(name, doc, labels=LABELS)
             counter.add_metric(self._labels, value)
             yield counter
+        if snap.gpu_seconds is not None:
+            gpu = CounterMetricFamily(
+                "emulator_gpu_seconds",
+                "Modelled GPU busy time by phase (cost model; emulator only, not a vLLM metric)",
+                labels=[*LABELS, "phase"],
+            )
+            for phase, seconds in zip(("prefill", "decode"), snap.gpu_seconds, strict=True):
+                gpu.add_metric([*self._labels, phase], seconds)
+            yield gpu
 
 
 class EmulatorMetrics:

@@ -9,6 +9,8 @@ from collections import Counter, deque
 from typing import Any
 
 from gateway.emulator.config import EmulatorConfig, Faults
+from gateway.emulator.cost import DecodeCost
+from gateway.emulator.engine import Engine, EngineLimits
 from gateway.emulator.images import MMCache
 from gateway.emulator.metrics import EmulatorMetrics, Snapshot
 
@@ -28,6 +30,7 @@ class EmulatorState:
         self.running = 0
         self.waiting = 0
         self.running_tokens = 0
+        self.engine = _engine(config) if config.cost_model is not None else None
         self._reset_totals()
 
     def _reset_totals(self) -> None:
@@ -48,6 +51,9 @@ class EmulatorState:
         self._reset_totals()
         self.cache.clear()
         self.requests.clear()
+        if self.engine is not None:
+            self.engine.scheduler.reset_totals()
+            self.engine.scheduler.cache.clear()
 
     def inject_error(self) -> bool:
         """Whether this chat request gets an injected error (every Nth, or by the seeded RNG)."""
@@ -91,7 +97,18 @@ class EmulatorState:
         )
 
     def snapshot(self) -> Snapshot:
-        """Live values for the metrics collector."""
+        """Live values for the metrics collector (from the cost model's engine when it is on)."""
+        if self.engine is not None:
+            scheduler = self.engine.scheduler
+            return Snapshot(
+                running=len(scheduler.running),
+                waiting=len(scheduler.waiting),
+                kv_cache_usage=scheduler.kv_usage,
+                mm_cache_queries=self.cache.queries,
+                mm_cache_hits=self.cache.hits,
+                gpu_seconds=(scheduler.prefill_seconds, scheduler.decode_seconds),
+                prefix_cache=(scheduler.cache.queries, scheduler.cache.hits),
+            )
         capacity = self.config.max_num_seqs * self.config.max_model_len
         return Snapshot(
             running=self.running,
@@ -101,8 +118,28 @@ class EmulatorState:
             mm_cache_hits=self.cache.hits,
         )
 
+    def gpu(self) -> dict[str, Any] | None:
+        """The cost model's account of GPU time (None when the model is off)."""
+        if self.engine is None:
+            return None
+        scheduler = self.engine.scheduler
+        return {
+            "cost_model": self.config.cost_model,
+            "gpu_seconds": scheduler.gpu_seconds,
+            "prefill_seconds": scheduler.prefill_seconds,
+            "decode_seconds": scheduler.decode_seconds,
+            "steps": scheduler.steps,
+            "prefills": scheduler.prefills,
+            "visual_tokens": scheduler.visual_tokens,
+            "prefix_cache_queries": scheduler.cache.queries,
+            "prefix_cache_hits": scheduler.cache.hits,
+            "kv_tokens_used": scheduler.kv_used,
+            "kv_tokens": scheduler.limits.kv_tokens,
+        }
+
     def stats(self) -> dict[str, Any]:
         """The ``GET /emulator/stats`` body."""
+        snap = self.snapshot()
         return {
             "model": self.config.model,
             "chat_requests": self.chat_requests,
@@ -112,12 +149,24 @@ class EmulatorState:
             "cancellations": list(self.cancellations),
             "dropped": self.dropped,
             "active": self.active,
-            "running": self.running,
-            "waiting": self.waiting,
+            "running": snap.running,
+            "waiting": snap.waiting,
             "errors_injected": self.errors_injected,
             "errors_by_status": {str(status): n for status, n in sorted(self.errors_by_status.items())},
             "images": dict(self.image_counts),
             "mm_cache_queries": self.cache.queries,
             "mm_cache_hits": self.cache.hits,
             "faults": self.faults,
+            "gpu": self.gpu(),
         }
+
+
+def _engine(config: EmulatorConfig) -> Engine:
+    limits = EngineLimits(
+        max_num_seqs=config.max_num_seqs,
+        kv_tokens=config.kv_tokens,
+        max_num_batched_tokens=config.max_num_batched_tokens,
+        decode=DecodeCost(config.decode_ms, config.decode_ms_per_1k_kv),
+        prefix_cache=config.enable_prefix_caching,
+    )
+    return Engine(limits)
