@@ -45,7 +45,7 @@ class Sequence:
 class Step:
     """One engine step: prefills with their modelled times, the decode batch, its duration."""
 
-    prefills: list[tuple[Sequence, float]]
+    prefills: list[tuple[Sequence, float, int]]  # request, its prefill ms, visual tokens it encodes
     decodes: list[Sequence]
     prefill_s: float
     decode_s: float
@@ -156,17 +156,17 @@ class Scheduler:
             self.running.append(head)
             self.kv_used += head.kv_tokens
 
-    def _prefill_ms(self, seq: Sequence) -> float:
+    def _prefill(self, seq: Sequence) -> tuple[Sequence, float, int]:
         visual = []
         for sha, tokens in seq.images:
             if not (self.limits.prefix_cache and self.cache.hit(sha)):
                 visual.append(tokens)
-        return prefill_ms(visual, seq.text_tokens)
+        return seq, prefill_ms(visual, seq.text_tokens), sum(visual)
 
     def plan(self) -> Step | None:
         """The next step, or None when there is nothing to run."""
         self._admit()
-        prefills: list[tuple[Sequence, float]] = []
+        prefills: list[tuple[Sequence, float, int]] = []
         decodes: list[Sequence] = []
         budget = self.limits.max_num_batched_tokens
         for seq in self.running:
@@ -175,12 +175,12 @@ class Scheduler:
             elif not prefills or seq.prompt_tokens <= budget:
                 # at least one prefill per step, however big; then as many as fit the token budget
                 budget -= seq.prompt_tokens
-                prefills.append((seq, self._prefill_ms(seq)))
+                prefills.append(self._prefill(seq))
         if not prefills and not decodes:
             return None
         context = sum(seq.prompt_tokens + seq.generated for seq in decodes)
         decode_s = self.limits.decode.step_ms(context) / 1000 if decodes else 0.0
-        return Step(prefills, decodes, sum(ms for _, ms in prefills) / 1000, decode_s)
+        return Step(prefills, decodes, sum(ms for _, ms, _ in prefills) / 1000, decode_s)
 
     def complete(self, step: Step) -> list[Sequence]:
         """Apply ``step``: prefills give their first token, decodes one more; returns who progressed."""
@@ -188,13 +188,13 @@ class Scheduler:
         self.prefill_seconds += step.prefill_s
         self.decode_seconds += step.decode_s
         touched = []
-        for seq, ms in step.prefills:
+        for seq, ms, visual in step.prefills:
             self.prefills += 1
+            self.visual_tokens += visual
             seq.prefill_ms = ms
             for sha, tokens in seq.images:
                 if self.limits.prefix_cache:
                     self.cache.add(sha, tokens)
-            self.visual_tokens += sum(tokens for _, tokens in seq.images)
             touched.append(seq)
         touched += step.decodes
         progressed = []

@@ -152,7 +152,7 @@ def test_a_repeated_image_reuses_its_kv_with_prefix_caching_and_pays_again_witho
     cached.add(request(PHOTO, "same"))
     clock.run()
     assert cached.prefill_seconds == pytest.approx((prefill_ms([PHOTO], TEXT) + prefill_ms([], TEXT)) / 1000)
-    assert (cached.cache.queries, cached.cache.hits) == (2, 1)
+    assert (cached.cache.queries, cached.cache.hits, cached.visual_tokens) == (2, 1, PHOTO)
 
     uncached = Scheduler(limits(prefix_cache=False))
     clock = Clock(uncached)
