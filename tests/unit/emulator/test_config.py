@@ -68,3 +68,33 @@ def test_cli_flags_build_the_config() -> None:
         500000,
     )
     assert (args.host, args.port) == ("127.0.0.1", 8000)
+
+
+def test_cost_model_flags_build_the_config_and_it_is_off_by_default() -> None:
+    assert EmulatorConfig().cost_model is None
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        ["--cost-model", "h200", "--kv-tokens", "40000", "--decode-ms", "7.5", "--no-enable-prefix-caching"]
+    )
+    config = config_from_args(args)
+    assert (config.cost_model, config.kv_tokens, config.decode_ms, config.enable_prefix_caching) == (
+        "h200",
+        40000,
+        7.5,
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"cost_model": "a100"},
+        {"cost_model": "h200", "kv_tokens": 1000},  # below max_model_len: a full request never fits
+        {"decode_ms": -1.0},
+        {"max_num_batched_tokens": 0},
+    ],
+)
+def test_invalid_cost_model_settings_are_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        EmulatorConfig(**bad)  # type: ignore[arg-type]
