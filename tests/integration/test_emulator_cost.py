@@ -24,6 +24,8 @@ from tests.integration.conftest import GatewayUnderTest, emulator_stats
 from tests.servers import ThreadedServer, serve
 
 MODEL_DEFAULT_MAX_PIXELS = 16_777_216  # a stock vLLM without --mm-processor-kwargs
+# One slot and 1,000-token answers (about 5 s of modelled decode each): a second request waits.
+ONE_SLOT_LONG_ANSWERS = EmulatorConfig(cost_model="h200", max_num_seqs=1, answer_tokens=1000)
 
 
 @pytest.fixture
@@ -107,13 +109,12 @@ def test_streamed_answer_arrives_whole_under_the_model(emulator: ThreadedServer)
     assert chunks[-1]["usage"]["completion_tokens"] == 8
 
 
-@pytest.mark.parametrize(
-    "emulator_config", [EmulatorConfig(cost_model="h200", max_num_seqs=1, answer_tokens=400)]
-)
+@pytest.mark.slow
+@pytest.mark.parametrize("emulator_config", [ONE_SLOT_LONG_ANSWERS])
 def test_metrics_report_the_models_batch_queue_and_kv_while_requests_run(
     emulator: ThreadedServer, wait_for: Callable[..., Any]
 ) -> None:
-    # One slot and 400-token answers (about 2 s of modelled decode each): the second request waits.
+    # One slot and 1,000-token answers (about 5 s of modelled decode each): the second request waits.
     threads = [threading.Thread(target=chat, args=(emulator, photo_jpeg(640, 480, seed=s))) for s in (5, 6)]
     for thread in threads:
         thread.start()
@@ -131,9 +132,8 @@ def test_metrics_report_the_models_batch_queue_and_kv_while_requests_run(
     assert values["vllm:kv_cache_usage_perc"] == 0
 
 
-@pytest.mark.parametrize(
-    "emulator_config", [EmulatorConfig(cost_model="h200", max_num_seqs=1, answer_tokens=400)]
-)
+@pytest.mark.slow
+@pytest.mark.parametrize("emulator_config", [ONE_SLOT_LONG_ANSWERS])
 def test_a_client_leaving_frees_its_place_in_the_model(
     emulator: ThreadedServer, wait_for: Callable[..., Any]
 ) -> None:
