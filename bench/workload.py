@@ -250,13 +250,14 @@ def run_config(
         "GATEWAY_CACHE_ANY_TEMPERATURE": "true",
         **(env or {}),
     }
+    started = time.monotonic()
     with stack(gateway_env, emulator) as s:
         direct = env is None
         url = f"{s.emulator_url}/v1/chat/completions" if direct else f"{s.gateway_url}/v1/qwen-vl"
         outcomes = asyncio.run(replay(requests, url, None if direct else s.key, direct, args.timeout))
         time.sleep(0.5)  # let aborts of timed-out requests reach the engine
         gpu = httpx.get(f"{s.emulator_url}/emulator/stats", timeout=10).json()["gpu"]
-    return summarise(name, outcomes, gpu)
+    return summarise(name, outcomes, gpu) | {"wall_s": time.monotonic() - started}
 
 
 def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
