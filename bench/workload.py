@@ -26,7 +26,7 @@ Reports p50/p99 latency of answered requests (failed ones are counted apart: she
 timed out), time to first token of streamed ones, GPU-seconds per 1,000 requests sent (the
 emulator's modelled GPU busy time) and the cache's verdicts (X-Cache). With --runs N every
 configuration runs N times, interleaved, and the table shows medians. Loopback only; bounded by
---requests. Defaults (one run of 40 requests per configuration) take about six minutes on 2 cores.
+--requests. Defaults (one run of 30 requests per configuration) take about seven minutes here.
 
     uv run python bench/workload.py                       # prints the table
     uv run python bench/workload.py --requests 40 --rate 1 --out workload.json
@@ -306,7 +306,7 @@ def savings(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=40, help="requests per configuration (default 40)")
+    parser.add_argument("--requests", type=int, default=30, help="requests per configuration (default 30)")
     parser.add_argument("--rate", type=float, default=1.0, help="mean arrivals per second (default 1)")
     parser.add_argument("--photo", type=float, default=0.4, help="weight of 12 MP photos (default 0.4)")
     parser.add_argument("--screenshot", type=float, default=0.25, help="weight of screenshots (default 0.25)")
