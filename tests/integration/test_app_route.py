@@ -240,10 +240,12 @@ def test_prompt_that_fits_with_max_tokens_over_the_context_gets_a_shortened_answ
 
 
 def test_unknown_route_and_method_are_json(gateway) -> None:
-    missing = gateway.client.get("/v1/nope")
+    missing = gateway.client.get("/v1/nope")  # an unknown /v1 path: OpenAI's envelope, for the SDKs
     assert missing.status_code == 404
-    assert missing.json()["code"] == 40401
+    assert missing.json()["error"]["code"] == 40401
     assert "x-request-id" in missing.headers
+    outside = gateway.client.get("/nope")
+    assert outside.status_code == 404 and outside.json()["code"] == 40401
     wrong = gateway.client.get("/v1/qwen-vl")
     assert wrong.status_code == 405
     assert wrong.json()["code"] == 40501
