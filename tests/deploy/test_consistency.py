@@ -21,6 +21,7 @@ from tests.deploy.helpers import (
 DEPLOYMENT_FILES = [
     ROOT / "docker-compose.yml",
     ROOT / ".env.example",
+    ROOT / "gateway.env.example",
     ROOT / "Dockerfile",
     *sorted((ROOT / "deploy").rglob("*.yml")),
     *sorted((ROOT / "deploy").rglob("*.yaml")),
