@@ -21,5 +21,7 @@ if [ -z "$password" ]; then
 fi
 hash="$(printf '%s' "$password" | sha256sum | cut -d' ' -f1)"
 umask 077
-sed "s/@GATEWAY_PASSWORD_SHA256@/$hash/" "$template" > "$rendered"
+# redis-server's ACL file takes `user` lines only: comments and blank lines are dropped here.
+sed -e '/^[[:space:]]*#/d' -e '/^[[:space:]]*$/d' -e "s/@GATEWAY_PASSWORD_SHA256@/$hash/" \
+    "$template" > "$rendered"
 exec "${REDIS_SERVER:-redis-server}" "$@" --aclfile "$rendered"
