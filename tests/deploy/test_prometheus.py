@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from tests.deploy.helpers import (
@@ -22,9 +25,26 @@ def _rules() -> list[dict]:
     return [rule for group in load_yaml(PROM_DIR / "alerts.yml")["groups"] for rule in group["rules"]]
 
 
-def test_promtool_accepts_the_config() -> None:
+def test_promtool_accepts_the_config(tmp_path: Path) -> None:
+    """A full check (promtool also opens the files it names): a copy whose token file exists."""
     promtool = require_tool("promtool", PROMTOOL_HOW)
-    assert_ok(run([promtool, "check", "config", str(PROM_DIR / "prometheus.yml")]))
+    token = tmp_path / "metrics_token"
+    token.write_text("test-token")
+    text = (PROM_DIR / "prometheus.yml").read_text()
+    assert "credentials_file: /run/secrets/metrics_token" in text
+    (tmp_path / "prometheus.yml").write_text(text.replace("/run/secrets/metrics_token", str(token)))
+    shutil.copy(PROM_DIR / "alerts.yml", tmp_path / "alerts.yml")
+    assert_ok(run([promtool, "check", "config", str(tmp_path / "prometheus.yml")]))
+
+
+def test_prometheus_reads_the_metrics_token_compose_gives_it() -> None:
+    config = load_yaml(PROM_DIR / "prometheus.yml")
+    (gateway_job,) = [job for job in config["scrape_configs"] if job["job_name"] == "gateway"]
+    prometheus = compose_model("base")["services"]["prometheus"]
+    mounted = {secret["target"] for secret in prometheus["secrets"]}
+    assert gateway_job["authorization"]["credentials_file"] in mounted
+    gateway = compose_model("base")["services"]["gateway"]
+    assert gateway["environment"]["GATEWAY_METRICS_TOKEN_FILE"] in mounted
 
 
 def test_promtool_accepts_the_rules() -> None:
