@@ -27,6 +27,7 @@ DEPLOYMENT_FILES = [
     *sorted((ROOT / "deploy").rglob("*.yaml")),
     ROOT / "docs" / "deployment.md",
     ROOT / "docs" / "kubernetes.md",
+    ROOT / "docs" / "operations.md",
 ]
 # Beside the repository in CI and on developer machines (a clone with shared/ next to it).
 UPSTREAM_MD = ROOT.parent / "shared" / "UPSTREAM.md"
