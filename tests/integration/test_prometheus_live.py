@@ -467,3 +467,8 @@ def test_every_dashboard_query_returns_series(stack: Stack) -> None:
         if not stack.prometheus.query(query):
             empty.append(f"{title}: {expr}")
     assert not empty, "panels with no series:\n" + "\n".join(empty)
+    # Prometheus got those through the token file; without it /metrics is refused, and the token
+    # is in no log line.
+    metrics_url = f"http://127.0.0.1:{stack.metrics_port}/metrics"
+    assert httpx.get(metrics_url, timeout=5).status_code == 401
+    assert "live-test-metrics-token" not in stack.gateway.output()

@@ -47,7 +47,8 @@ pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="ne
 class AclRedis:
     """redis-server started by the deployment's start.sh with the rendered ACL file."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, extra_flags: tuple[str, ...] = ()) -> None:
+        self.extra_flags = extra_flags
         self.port = free_port()
         self.workdir = workdir
         self.password_file = workdir / "redis_password"
@@ -64,7 +65,10 @@ class AclRedis:
             "REDIS_ACL_TEMPLATE": str(self.template),
             "REDIS_ACL_RENDERED": str(self.rendered),
         }
-        flags = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--dir", str(self.workdir)]
+        port = ["--port", str(self.port)]
+        if self.extra_flags:  # TLS only: no plain-text port at all
+            port = ["--port", "0", "--tls-port", str(self.port), *self.extra_flags]
+        flags = [*port, "--bind", "127.0.0.1", "--save", "", "--dir", str(self.workdir)]
         self.log = self.workdir / "redis.log"
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
@@ -147,6 +151,76 @@ def test_the_gateway_user_may_do_nothing_else(acl_redis: AclRedis, command: tupl
         or "No permissions to access a key" in str(refused.value)
     ), refused.value
     assert client.ping() is True  # the connection itself is fine
+
+
+def make_tls_files(directory: Path) -> dict[str, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1, made with the openssl CLI."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command")
+    files = {
+        name: directory / name for name in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem")
+    }
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    for argv in (
+        ["req", "-x509", *ec, "-keyout", files["ca.key"], "-out", files["ca.pem"],
+         "-days", "1", "-subj", "/CN=vlgw test CA"],
+        ["req", *ec, "-keyout", files["server.key"], "-out", files["server.csr"], "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", files["server.csr"], "-CA", files["ca.pem"], "-CAkey", files["ca.key"],
+         "-CAcreateserial", "-out", files["server.pem"], "-days", "1", "-extfile", directory / "san.ext"],
+    ):  # fmt: skip
+        subprocess.run([openssl, *map(str, argv)], check=True, capture_output=True, timeout=30)
+    return files
+
+
+@pytest.mark.slow
+def test_the_gateway_reaches_redis_over_tls_as_the_acl_user(emulator, tmp_path: Path) -> None:
+    """rediss:// (docs/deployment.md, "Redis"): TLS only, the CA given in the URL."""
+    tls = make_tls_files(tmp_path)
+    flags = ("--tls-cert-file", str(tls["server.pem"]), "--tls-key-file", str(tls["server.key"]))
+    flags += ("--tls-ca-cert-file", str(tls["ca.pem"]), "--tls-auth-clients", "no")
+    server = AclRedis(tmp_path, flags).start()
+    try:
+        url = f"rediss://gateway:{PASSWORD}@127.0.0.1:{server.port}/0?ssl_ca_certs={tls['ca.pem']}"
+        # Without the CA the certificate is not trusted: redis-py verifies by default.
+        with pytest.raises(redis.ConnectionError):
+            redis.Redis.from_url(url.split("?")[0], socket_timeout=5).ping()
+        with pytest.raises(redis.ConnectionError):  # and there is no plain-text port
+            redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=2).ping()
+        url_file = tmp_path / "redis_url"
+        url_file.write_text(url)
+        env = {
+            "GATEWAY_UPSTREAM_URLS": emulator.url,
+            "GATEWAY_REDIS_URL_FILE": str(url_file),
+            "GATEWAY_REDIS_TIMEOUT": "2",
+            "GATEWAY_DATA_DIR": str(tmp_path / "data"),
+        }
+        key = create_key(env, "tls-app")
+        gw = GatewayProcess({**env, "GATEWAY_LOG_LEVEL": "info"}).start()
+        try:
+            body = {
+                "image": data_uri(photo_jpeg(320, 240)),
+                "prompt": "over TLS",
+                "max_tokens": 32,
+                "temperature": 0,
+            }
+            headers = {"authorization": f"Bearer {key}"}
+            caches = [
+                httpx.post(f"{gw.url}/v1/qwen-vl", json=body, headers=headers, timeout=30) for _ in range(2)
+            ]
+            assert [r.status_code for r in caches] == [200, 200]
+            assert [r.headers["x-cache"] for r in caches] == ["MISS", "HIT"]
+        finally:
+            gw.stop()
+        assert PASSWORD not in gw.output()
+        admin = redis.Redis.from_url(
+            f"rediss://admin:{ADMIN}@127.0.0.1:{server.port}/0?ssl_ca_certs={tls['ca.pem']}", socket_timeout=5
+        )
+        assert admin.execute_command("ACL", "LOG") == []
+        assert any(k.startswith(b"vlgw:cache:") for k in admin.scan_iter("vlgw:*"))
+    finally:
+        server.stop()
 
 
 @pytest.mark.slow
@@ -232,3 +306,5 @@ def test_a_gateway_logged_in_as_the_acl_user_does_everything_it_needs(
     kinds = {key.decode().split(":")[1] for key in admin.scan_iter("vlgw:*")}
     assert {"key", "keyname", "keys", "cache", "usage", "feedback"} <= kinds, kinds
     assert "redis_degraded" not in gw.output()
+    # Nothing secret in a log line: the gateway's, at info level, or redis-server's.
+    assert PASSWORD not in gw.output() and PASSWORD not in acl_redis.log.read_text()
