@@ -93,14 +93,21 @@ def test_make_secrets_writes_every_secret_compose_mounts(secrets_dir: Path) -> N
     assert before == {name: (secrets_dir / name).read_text() for name in SECRET_USERS}
 
 
-def test_each_service_gets_only_the_secrets_it_uses() -> None:
-    model = compose_model("tls")
+@pytest.mark.parametrize("variant", ["tls", "two-gpus", "fp8+local-weights"])
+def test_each_service_gets_only_the_secrets_it_uses(variant: str) -> None:
+    model = compose_model(variant)
     got: dict[str, set[str]] = {name: set() for name in SECRET_USERS}
     for service, svc in model["services"].items():
+        role = "vllm" if service in _vllm_services(model) else service  # vllm-1 is a vllm too
         for secret in svc.get("secrets", []):
             assert secret["target"] == f"/run/secrets/{secret['source']}"
-            got[secret["source"]].add(service)
-    assert got == SECRET_USERS
+            got[secret["source"]].add(role)
+    expected = {
+        name: users - ({"caddy"} if variant != "tls" else set()) for name, users in SECRET_USERS.items()
+    }
+    assert got == expected
+    if variant == "two-gpus":
+        assert {s["source"] for s in model["services"]["vllm-1"]["secrets"]} == {"vllm_api_key", "hf_token"}
 
 
 def test_no_secret_in_the_gateway_config_output(tmp_path: Path, secrets_dir: Path) -> None:
