@@ -102,10 +102,7 @@ def test_each_service_gets_only_the_secrets_it_uses(variant: str) -> None:
         for secret in svc.get("secrets", []):
             assert secret["target"] == f"/run/secrets/{secret['source']}"
             got[secret["source"]].add(role)
-    expected = {
-        name: users - ({"caddy"} if variant != "tls" else set()) for name, users in SECRET_USERS.items()
-    }
-    assert got == expected
+    assert got == SECRET_USERS
     if variant == "two-gpus":
         assert {s["source"] for s in model["services"]["vllm-1"]["secrets"]} == {"vllm_api_key", "hf_token"}
 
