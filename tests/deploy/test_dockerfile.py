@@ -178,6 +178,9 @@ def test_build_context_has_what_copy_needs_and_no_secrets() -> None:
                 assert not _ignored(source), f"COPY {source} is excluded by .dockerignore"
     for secret in (
         ".env",
+        "gateway.env",
+        "deploy/secrets/vllm_api_key",
+        "deploy/secrets/redis_url",
         ".git/config",
         "tests/conftest.py",
         ".venv/bin/python",
@@ -186,3 +189,5 @@ def test_build_context_has_what_copy_needs_and_no_secrets() -> None:
         assert _ignored(secret), secret
     for needed in ("pyproject.toml", "uv.lock", "gateway/settings.py"):
         assert not _ignored(needed), needed
+    # Nor does a secret enter through a build argument.
+    assert not re.search(r"ARG\s+\w*(KEY|TOKEN|PASSWORD|SECRET)", (ROOT / "Dockerfile").read_text(), re.I)
