@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # What the test suite needs beyond Python packages: a real redis-server (and the validators the
-# deployment tests run, when their installer is present). Idempotent and quick once installed.
+# deployment tests run, when their installer is present: scripts/install-validators.sh extracts
+# promtool, prometheus (tests/integration/test_prometheus_live.py) and caddy (`caddy validate`)
+# from Debian's packages). Idempotent and quick once installed.
 set -euo pipefail
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
