@@ -29,7 +29,9 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
+from redis.retry import Retry
 
 from tests.images import data_uri, photo_jpeg
 from tests.integration.conftest import create_key
@@ -85,8 +87,14 @@ class AclRedis:
         return self
 
     def client(self, username: str | None, password: str | None) -> redis.Redis:
+        # No retries: redis-py retries a refused login (a ConnectionError) with backoff by default.
         return redis.Redis(
-            host="127.0.0.1", port=self.port, username=username, password=password, socket_timeout=5
+            host="127.0.0.1",
+            port=self.port,
+            username=username,
+            password=password,
+            socket_timeout=5,
+            retry=Retry(NoBackoff(), 0),
         )
 
     def stop(self) -> None:
@@ -185,9 +193,11 @@ def test_the_gateway_reaches_redis_over_tls_as_the_acl_user(emulator, tmp_path: 
         url = f"rediss://gateway:{PASSWORD}@127.0.0.1:{server.port}/0?ssl_ca_certs={tls['ca.pem']}"
         # Without the CA the certificate is not trusted: redis-py verifies by default.
         with pytest.raises(redis.ConnectionError):
-            redis.Redis.from_url(url.split("?")[0], socket_timeout=5).ping()
+            redis.Redis.from_url(url.split("?")[0], socket_timeout=5, retry=Retry(NoBackoff(), 0)).ping()
         with pytest.raises(redis.ConnectionError):  # and there is no plain-text port
-            redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=2).ping()
+            redis.Redis(
+                host="127.0.0.1", port=server.port, socket_timeout=2, retry=Retry(NoBackoff(), 0)
+            ).ping()
         url_file = tmp_path / "redis_url"
         url_file.write_text(url)
         env = {
