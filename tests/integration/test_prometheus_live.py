@@ -10,7 +10,8 @@ aggregations and thresholds are the real ones, which :func:`test_the_test_rules_
 checks.
 
 - Alerts: each fault the rules name is produced for real (a killed redis-server, a stopped
-  emulator, a slow upstream with a full admission queue, upstream 500s) and the alert must go
+  emulator, a slow upstream with a full admission queue, upstream 500s, a stopped exporter) and
+  the alert must go
   ``firing`` in Prometheus's own rule engine, then back to ``inactive`` once the fault is
   repaired. No other alert may fire meanwhile.
 - Dashboard: after traffic of every kind, every query of every panel in
@@ -59,6 +60,7 @@ PROVOKED = {
     "VlgwNoHealthyUpstream",
     "VllmDown",
     "VlgwShedding",
+    "GpuExporterDown",
 }
 
 _GPU = (
@@ -409,13 +411,18 @@ def test_alerts_fire_under_their_faults_and_resolve(stack: Stack) -> None:
     stack.wait_alert("VllmDown", "inactive")
 
     # Shedding: a slow upstream, two in flight at most, no queue; bursts of four for a while.
+    # Meanwhile, independently, the GPU exporter (the recorded one) stops answering.
     stack.emulator.faults(prefill_ms=800)
+    stack.recorded_server.stop()
     deadline = time.monotonic() + 40
     shed = 0
     while time.monotonic() < deadline and stack.prometheus.alert_states()["VlgwShedding"] != "firing":
         shed += stack.burst(4).count(503)
     assert shed > 0 and stack.prometheus.alert_states()["VlgwShedding"] == "firing"
     stack.emulator.faults(prefill_ms=0)
+    stack.wait_alert("GpuExporterDown", "firing")
+    stack.recorded_server = ThreadedServer(stack.recorded, stack.recorded_server.port).start()
+    stack.wait_alert("GpuExporterDown", "inactive")
     stack.wait_alert("VlgwShedding", "inactive", timeout=40)
 
     fired = stack.prometheus.ever_fired(int(time.monotonic() - started) + 5)
