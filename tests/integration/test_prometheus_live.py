@@ -22,7 +22,13 @@ emulator does not model one, gateway/emulator/metrics.py). For them Prometheus s
 :data:`RECORDED_DCGM` and :data:`RECORDED_VLLM_PREFIX_CACHE`, served as they are by a static
 HTTP server: series in the exporters' exposition format (names and labels of dcgm-exporter 4.x
 default counters and of vLLM 0.33 /metrics, UPSTREAM.md "Responses"), values made up. They
-prove that the GPU and prefix-cache queries fit those formats, not anything about a GPU.
+prove that the GPU and prefix-cache queries fit those formats, not anything about a GPU; the GPU
+alerts fire on :data:`RECORDED_DCGM_HOT_AND_FULL`, the one fault made up rather than produced.
+
+Not provoked here (``alerts_test.yml`` covers them): VlgwGatewayDown (stopping the gateway would
+end the other phases), and the saturation alerts whose thresholds need a real engine under load
+for longer than this test's time budget (VlgwLatencyP99High > 30 s, VlgwTimeToFirstTokenHigh,
+VllmQueueBuildingUp, VllmKvCacheNearlyFull). They must stay silent throughout.
 """
 
 from __future__ import annotations
@@ -61,6 +67,8 @@ PROVOKED = {
     "VllmDown",
     "VlgwShedding",
     "GpuExporterDown",
+    "GpuMemoryHigh",
+    "GpuTemperatureHigh",
 }
 
 _GPU = (
@@ -84,6 +92,10 @@ DCGM_FI_DEV_GPU_UTIL{{{_GPU}}} 87
 # TYPE DCGM_FI_DEV_POWER_USAGE gauge
 DCGM_FI_DEV_POWER_USAGE{{{_GPU}}} 512.3
 """
+# The same GPU, hot and nearly out of memory (GpuMemoryHigh: > 95 % used; GpuTemperatureHigh: > 85 C).
+RECORDED_DCGM_HOT_AND_FULL = (
+    RECORDED_DCGM.replace("} 14325", "} 4300").replace("} 128920", "} 138945").replace("} 41\n", "} 90\n")
+)
 RECORDED_VLLM_PREFIX_CACHE = """\
 # HELP vllm:prefix_cache_queries_total Prefix cache queries, in terms of number of queried tokens.
 # TYPE vllm:prefix_cache_queries_total counter
@@ -377,19 +389,26 @@ def test_alerts_fire_under_their_faults_and_resolve(stack: Stack) -> None:
     assert set(states) == {r["alert"] for g in compressed_rules()["groups"] for r in g["rules"]}
     assert {name for name, state in states.items() if state != "inactive"} == set(), states
 
-    # Redis down (a killed redis-server) and upstream 500s, at once: two independent faults.
+    # Redis down (a killed redis-server) and upstream 500s, at once: two independent faults. And,
+    # as the one fault that cannot be made here for real, a GPU that is hot and full: the
+    # recorded exporter now serves 97 % memory used and 90 C.
     stack.redis.stop()
     stack.emulator.faults(error_rate=1.0, error_status=500)
+    stack.recorded.files["/dcgm"] = (RECORDED_DCGM_HOT_AND_FULL.encode(), "text/plain; version=0.0.4")
+    phase_one = {"VlgwRedisDegraded", "VlgwHighErrorRatio", "GpuMemoryHigh", "GpuTemperatureHigh"}
     deadline = time.monotonic() + 40
     while time.monotonic() < deadline:
         assert stack.ask().status_code >= 500
         states = stack.prometheus.alert_states()
-        if states["VlgwRedisDegraded"] == states["VlgwHighErrorRatio"] == "firing":
+        if all(states[name] == "firing" for name in phase_one):
             break
         time.sleep(0.3)
-    assert states["VlgwRedisDegraded"] == "firing" and states["VlgwHighErrorRatio"] == "firing", states
+    assert all(states[name] == "firing" for name in phase_one), states
     stack.redis.start()  # same port and data: the gateway's probe finds it again
     stack.emulator.faults(error_rate=0.0)
+    stack.recorded.files["/dcgm"] = (RECORDED_DCGM.encode(), "text/plain; version=0.0.4")
+    stack.wait_alert("GpuMemoryHigh", "inactive")
+    stack.wait_alert("GpuTemperatureHigh", "inactive")
     wait_until(lambda: stack.ask().status_code == 200, 15, "answers again")
     stack.wait_alert("VlgwRedisDegraded", "inactive")
     # The ratio clears once the compressed 5-minute window holds no error: keep healthy traffic.
