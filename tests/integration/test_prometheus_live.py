@@ -10,8 +10,8 @@ aggregations and thresholds are the real ones, which :func:`test_the_test_rules_
 checks.
 
 - Alerts: each fault the rules name is produced for real (a killed redis-server, a stopped
-  emulator, a slow upstream with a full admission queue, upstream 500s, a stopped exporter) and
-  the alert must go
+  emulator, a slow upstream with a full admission queue, upstream 500s, a stopped exporter, an
+  engine with a full KV cache and a queue) and the alert must go
   ``firing`` in Prometheus's own rule engine, then back to ``inactive`` once the fault is
   repaired. No other alert may fire meanwhile.
 - Dashboard: after traffic of every kind, every query of every panel in
@@ -26,9 +26,9 @@ prove that the GPU and prefix-cache queries fit those formats, not anything abou
 alerts fire on :data:`RECORDED_DCGM_HOT_AND_FULL`, the one fault made up rather than produced.
 
 Not provoked here (``alerts_test.yml`` covers them): VlgwGatewayDown (stopping the gateway would
-end the other phases), and the saturation alerts whose thresholds need a real engine under load
-for longer than this test's time budget (VlgwLatencyP99High > 30 s, VlgwTimeToFirstTokenHigh,
-VllmQueueBuildingUp, VllmKvCacheNearlyFull). They must stay silent throughout.
+end the other phases), VlgwLatencyP99High and VlgwTimeToFirstTokenHigh (requests of more than
+30 s, and first tokens after 5 s, sustained past the compressed windows, would double this test's
+time). They must stay silent throughout.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import concurrent.futures
 import json
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -69,6 +70,8 @@ PROVOKED = {
     "GpuExporterDown",
     "GpuMemoryHigh",
     "GpuTemperatureHigh",
+    "VllmQueueBuildingUp",
+    "VllmKvCacheNearlyFull",
 }
 
 _GPU = (
@@ -155,13 +158,15 @@ def test_the_test_rules_differ_only_in_durations() -> None:
 class EmulatorProcess:
     """``vlgw emulator`` on a fixed loopback port, so it can be stopped and started again."""
 
-    def __init__(self) -> None:
+    def __init__(self, *flags: str) -> None:
+        self.flags = flags
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> EmulatorProcess:
         argv = [sys.executable, "-m", "gateway", "emulator", "--host", "127.0.0.1", "--port", str(self.port)]
+        argv += self.flags
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, timeout=20)
         return self
@@ -249,6 +254,13 @@ class Stack:
         # AOF on: keys survive the kill and restart of the Redis-down phase, as in production.
         self.redis = RedisServer(persist=True).start()
         self.emulator = EmulatorProcess().start()
+        # A second vLLM stand-in, scraped but not behind the gateway, to saturate on purpose: two
+        # running slots of 512 tokens, and every request held in prefill for two minutes.
+        self.busy_engine = EmulatorProcess(
+            "--max-num-seqs", "2", "--max-model-len", "512", "--prefill-ms", "120000"
+        )
+        self.busy_engine.start()
+        self.held: list[socket.socket] = []
         self.recorded = StaticFiles(
             {
                 "/dcgm": (RECORDED_DCGM.encode(), "text/plain; version=0.0.4"),
@@ -280,6 +292,7 @@ class Stack:
         self.gateway = GatewayProcess(self.env).start()
         scrape = {"scrape_interval": SCRAPE, "scrape_timeout": SCRAPE}
         recorded = f"127.0.0.1:{self.recorded_server.port}"
+        engines = (self.emulator.port, self.busy_engine.port)
         config = {
             "global": {"scrape_interval": SCRAPE, "evaluation_interval": SCRAPE},
             "scrape_configs": [
@@ -292,7 +305,7 @@ class Stack:
                 {
                     "job_name": "vllm",
                     **scrape,
-                    "static_configs": [{"targets": [f"127.0.0.1:{self.emulator.port}"]}],
+                    "static_configs": [{"targets": [f"127.0.0.1:{p}" for p in engines]}],
                 },
                 {
                     "job_name": "dcgm",
@@ -353,6 +366,28 @@ class Stack:
         with concurrent.futures.ThreadPoolExecutor(n) as pool:
             return [r.status_code for r in pool.map(lambda _: self.ask(), range(n))]
 
+    def saturate_busy_engine(self, requests: int = 8) -> None:
+        """Fill its KV cache (two ~500-token prompts running: 97 %) and queue six more behind them.
+
+        Raw sockets, so that closing them is a client going away, which vLLM (and the emulator)
+        answer by aborting the request and freeing its memory."""
+        body = json.dumps(
+            {"model": "qwen3-vl-8b", "max_tokens": 1, "messages": [{"role": "user", "content": "a" * 1960}]}
+        ).encode()
+        head = (
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        for _ in range(requests):
+            sock = socket.create_connection(("127.0.0.1", self.busy_engine.port), timeout=5)
+            sock.sendall(head.encode() + body)
+            self.held.append(sock)
+
+    def release_busy_engine(self) -> None:
+        for sock in self.held:
+            sock.close()
+        self.held.clear()
+
     def scraped(self) -> None:
         """Wait two scrape intervals, so what just happened is in Prometheus."""
         time.sleep(2.2)
@@ -361,7 +396,9 @@ class Stack:
         wait_until(lambda: self.prometheus.alert_states().get(name) == state, timeout, f"{name} {state}")
 
     def close(self) -> None:
+        self.release_busy_engine()
         self.client.close()
+        self.busy_engine.stop()
         self.prometheus.stop()
         self.gateway.stop()
         self.recorded_server.stop()
@@ -388,6 +425,10 @@ def test_alerts_fire_under_their_faults_and_resolve(stack: Stack) -> None:
     states = stack.prometheus.alert_states()
     assert set(states) == {r["alert"] for g in compressed_rules()["groups"] for r in g["rules"]}
     assert {name for name, state in states.items() if state != "inactive"} == set(), states
+
+    # In the background of the phases below: a saturated engine (queue and KV cache), which takes
+    # the longest to fire (for: 10m, compressed to 20 s).
+    stack.saturate_busy_engine()
 
     # Redis down (a killed redis-server) and upstream 500s, at once: two independent faults. And,
     # as the one fault that cannot be made here for real, a GPU that is hot and full: the
@@ -428,6 +469,13 @@ def test_alerts_fire_under_their_faults_and_resolve(stack: Stack) -> None:
     stack.emulator.start()
     stack.wait_alert("VlgwNoHealthyUpstream", "inactive")
     stack.wait_alert("VllmDown", "inactive")
+
+    # The saturated engine: both alerts by now or shortly; then its clients go away.
+    stack.wait_alert("VllmQueueBuildingUp", "firing")
+    stack.wait_alert("VllmKvCacheNearlyFull", "firing")
+    stack.release_busy_engine()
+    stack.wait_alert("VllmQueueBuildingUp", "inactive")
+    stack.wait_alert("VllmKvCacheNearlyFull", "inactive")
 
     # Shedding: a slow upstream, two in flight at most, no queue; bursts of four for a while.
     # Meanwhile, independently, the GPU exporter (the recorded one) stops answering.
