@@ -29,7 +29,7 @@ from pydantic_settings import (
 ENV_PREFIX = "GATEWAY_"
 # Settings that may be read from a file named by GATEWAY_<NAME>_FILE. redis_url is one because
 # it carries the Redis password (redis://gateway:PASSWORD@redis:6379/0); key_secret is the
-# key-signing secret (GATEWAY_KEY_SECRET), read from its file once that setting exists.
+# key-signing secret (GATEWAY_KEY_SECRET).
 SECRET_FIELDS = ("upstream_api_key", "metrics_token", "redis_url", "key_secret")
 
 

@@ -164,7 +164,7 @@ def gateway_settings_from(env: Mapping[str, str]) -> Settings:
 def setting_names() -> set[str]:
     """Every GATEWAY_* variable the gateway reads, secret files (GATEWAY_<NAME>_FILE) included."""
     names = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
-    for name in SECRET_FIELDS:  # key_secret may not be a field yet: its file is plumbed already
+    for name in SECRET_FIELDS:
         names |= {ENV_PREFIX + name.upper(), f"{ENV_PREFIX}{name.upper()}_FILE"}
     return names
 

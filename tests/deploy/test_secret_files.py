@@ -63,3 +63,10 @@ def test_vlgw_serve_names_an_unreadable_secret_file_and_stops(tmp_path: Path) ->
     )
     assert result.returncode != 0
     assert f"GATEWAY_METRICS_TOKEN_FILE: cannot read {missing}" in result.stderr
+
+
+def test_the_key_signing_secret_comes_from_its_file(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "key_secret").write_text("0123456789abcdef0123456789abcdef\n")
+    monkeypatch.setenv("GATEWAY_KEY_SECRET_FILE", str(tmp_path / "key_secret"))
+    secret = load_settings(_env_file=None).key_secret
+    assert secret is not None and secret.get_secret_value() == "0123456789abcdef0123456789abcdef"
