@@ -3,6 +3,9 @@ with each other and with the compose stack."""
 
 from __future__ import annotations
 
+import os
+import re
+import time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -36,9 +39,9 @@ CERT_MANAGER_KINDS = {("cert-manager.io/v1", "Issuer"), ("cert-manager.io/v1", "
 SECRET_KEYS = {
     "vllm_api_key": {"vlgw-gateway", "vllm"},
     "redis_password": {"redis"},
-    "redis_url": {"vlgw-gateway"},
+    "redis_url": {"vlgw-gateway", "vlgw-backup"},
     "metrics_token": {"vlgw-gateway", "servicemonitor"},
-    "key_secret": {"vlgw-gateway"},
+    "key_secret": {"vlgw-gateway", "vlgw-backup"},
     "hf_token": {"vllm"},
 }
 
@@ -58,8 +61,19 @@ def find(kind: str, name: str) -> dict[str, Any]:
     raise AssertionError(f"no {kind}/{name} in the kustomize output")
 
 
+WORKLOADS = ("Deployment", "StatefulSet", "CronJob")
+
+
+def pod_template(workload: dict[str, Any]) -> dict[str, Any]:
+    if workload["kind"] == "CronJob":
+        template: dict[str, Any] = workload["spec"]["jobTemplate"]["spec"]["template"]
+        return template
+    result: dict[str, Any] = workload["spec"]["template"]
+    return result
+
+
 def container(workload: dict[str, Any]) -> dict[str, Any]:
-    (c,) = workload["spec"]["template"]["spec"]["containers"]
+    (c,) = pod_template(workload)["spec"]["containers"]
     return c
 
 
@@ -112,11 +126,7 @@ def test_servicemonitors_select_real_service_ports() -> None:
 
 
 def test_services_and_policies_select_existing_pods() -> None:
-    pod_labels = [
-        d["spec"]["template"]["metadata"]["labels"]
-        for d in rendered()
-        if d["kind"] in ("Deployment", "StatefulSet")
-    ]
+    pod_labels = [pod_template(d)["metadata"]["labels"] for d in rendered() if d["kind"] in WORKLOADS]
 
     def matches(selector: dict[str, str]) -> bool:
         return any(selector.items() <= labels.items() for labels in pod_labels)
@@ -191,8 +201,8 @@ def test_gateway_config_is_valid_and_lists_every_vllm_pod() -> None:
 def test_secrets_are_files_and_each_pod_gets_only_its_keys() -> None:
     readers: dict[str, set[str]] = {key: set() for key in SECRET_KEYS}
     for doc in rendered():
-        if doc["kind"] in ("Deployment", "StatefulSet"):
-            pod = doc["spec"]["template"]["spec"]
+        if doc["kind"] in WORKLOADS:
+            pod = pod_template(doc)["spec"]
             c = container(doc)
             for volume in pod.get("volumes", []):
                 if "secret" in volume:
@@ -302,7 +312,56 @@ def test_redis_persists_and_never_evicts_keys_without_ttl() -> None:
 
 def test_every_image_is_pinned() -> None:
     for doc in rendered():
-        if doc["kind"] in ("Deployment", "StatefulSet"):
+        if doc["kind"] in WORKLOADS:
             image = container(doc)["image"]
             _, _, tag = image.rpartition(":")
             assert tag and tag != "latest", image
+
+
+def test_nightly_backup_runs_the_gateway_image_with_its_settings() -> None:
+    cron = find("CronJob", "vlgw-backup")
+    gateway = find("Deployment", "vlgw-gateway")
+    c = container(cron)
+    assert c["image"] == container(gateway)["image"], "the same image as the gateway, set by `images:`"
+    assert c["envFrom"] == container(gateway)["envFrom"]
+    assert c["command"][:2] == ["/bin/sh", "-c"]
+    assert {"name": "backups", "mountPath": "/backups"} in c["volumeMounts"]
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = pod_template(cron)["spec"]
+    (claim,) = [
+        v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v
+    ]
+    find("PersistentVolumeClaim", claim)
+    assert pod_template(cron)["metadata"]["labels"]["app.kubernetes.io/name"] != "vlgw-gateway", (
+        "the gateway Service would send API traffic to the backup pod"
+    )
+    # Every *_FILE setting is either mounted or blanked (an unreadable file stops `vlgw`).
+    config = find("ConfigMap", "vlgw-gateway-config")["data"]
+    (secrets,) = [v["secret"] for v in pod["volumes"] if "secret" in v]
+    mounted = {item["path"] for item in secrets["items"]}
+    blanked = {e["name"] for e in c["env"] if e.get("value") == ""}
+    for name, path in config.items():
+        if name.endswith("_FILE"):
+            assert path.removeprefix("/run/secrets/") in mounted or name in blanked, name
+    assert "key_secret" in mounted, "the key store must see the gateway's signing secret"
+
+
+def test_backup_script_writes_a_dated_file_and_keeps_fourteen_days(tmp_path: Path) -> None:
+    """The CronJob's shell line, run with sh and a stand-in `vlgw` that writes what it is asked."""
+    script = container(find("CronJob", "vlgw-backup"))["command"][-1].replace("/backups", str(tmp_path))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "vlgw").write_text('#!/bin/sh\n[ "$1 $2" = "backup --out" ] && echo backup > "$3"\n')
+    (bin_dir / "vlgw").chmod(0o755)
+    old = tmp_path / "vlgw-2000-01-01T0317.jsonl"
+    old.write_text("old")
+    os.utime(old, (time.time() - 20 * 86400,) * 2)
+    kept = tmp_path / "vlgw-recent.jsonl"
+    kept.write_text("recent")
+    result = run(["/bin/sh", "-c", script], env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+    assert_ok(result)
+    written = sorted(p.name for p in tmp_path.glob("vlgw-*.jsonl"))
+    assert not old.exists() and kept.exists()
+    (new,) = [name for name in written if name != kept.name]
+    assert re.fullmatch(r"vlgw-\d{4}-\d\d-\d\dT\d{4}\.jsonl", new)
+    assert (tmp_path / new).read_text() == "backup\n"

@@ -70,3 +70,9 @@ def test_the_key_signing_secret_comes_from_its_file(tmp_path: Path, monkeypatch)
     monkeypatch.setenv("GATEWAY_KEY_SECRET_FILE", str(tmp_path / "key_secret"))
     secret = load_settings(_env_file=None).key_secret
     assert secret is not None and secret.get_secret_value() == "0123456789abcdef0123456789abcdef"
+
+
+def test_an_empty_file_variable_is_ignored(monkeypatch) -> None:
+    """How a job that does not mount a secret switches its _FILE setting off (backup-cronjob.yaml)."""
+    monkeypatch.setenv("GATEWAY_UPSTREAM_API_KEY_FILE", "")
+    assert load_settings(_env_file=None).upstream_api_key is None
