@@ -29,6 +29,7 @@ from typing import Literal
 
 from gateway.cache.backends import CacheBackend
 from gateway.errors import UpstreamTimeout
+from gateway.store.layout import hash_tag
 from gateway.store.redis import StoreUnavailable
 
 FlightStatus = Literal["HIT", "COALESCED", "LEAD", "LEAD_LOCAL"]
@@ -127,10 +128,11 @@ class SingleFlight:
         self._local: dict[str, _Local] = {}
 
     def value_key(self, key: str) -> str:
-        return f"{self.prefix}:{key}"
+        return f"{self.prefix}:{hash_tag(key)}"
 
     def lease_key(self, key: str) -> str:
-        return f"{self.prefix}:lease:{key}"
+        """The lease beside its value, in the same cluster slot (one hash tag)."""
+        return f"{self.prefix}:{hash_tag(key)}:lease"
 
     @property
     def in_flight(self) -> int:

@@ -21,7 +21,7 @@ from typing import IO
 from gateway.devex import build_store
 from gateway.settings import Settings, SettingsError, load_settings
 from gateway.store.embedded import EmbeddedDB
-from gateway.store.redis import ResilientRedis, StoreUnavailable
+from gateway.store.redis import StoreUnavailable, open_redis
 
 CLI_REDIS_TIMEOUT = 10.0  # an export reads pages of 500 entries; the server's 100 ms is for hot paths
 
@@ -50,16 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def export(settings: Settings, since: float, until: float, out: IO[bytes], verdict: str | None) -> int:
     """Write matching entries to ``out``; returns how many."""
     async with contextlib.AsyncExitStack() as stack:
-        redis = db = None
-        if settings.redis_url:
-            redis = ResilientRedis(
-                settings.redis_url,
-                timeout=max(settings.redis_timeout, CLI_REDIS_TIMEOUT),
-                breaker_failures=settings.redis_breaker_failures,
-                breaker_reset_seconds=settings.redis_breaker_reset_seconds,
-            )
-            stack.push_async_callback(redis.aclose)
-        else:
+        redis = await stack.enter_async_context(open_redis(settings, call_timeout=CLI_REDIS_TIMEOUT))
+        db = None
+        if redis is None:
             db = EmbeddedDB.in_dir(settings.data_dir)
             stack.callback(db.close)
         count = 0

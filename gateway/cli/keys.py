@@ -24,7 +24,7 @@ from gateway.auth.store import KeyNameTaken
 from gateway.auth.when import parse_duration, parse_expiry
 from gateway.settings import Settings
 from gateway.store.embedded import EmbeddedDB
-from gateway.store.redis import ResilientRedis, StoreUnavailable
+from gateway.store.redis import StoreUnavailable, open_redis
 
 CLI_REDIS_TIMEOUT = 5.0  # an operator command can wait longer than a request
 
@@ -94,26 +94,15 @@ def run(
 @asynccontextmanager
 async def operator_manager(settings: Settings) -> AsyncIterator[KeyManager]:
     """A KeyManager on the configured store, for one operator command."""
-    redis: ResilientRedis | None = None
-    db: EmbeddedDB | None = None
-    if settings.redis_url:
-        redis = ResilientRedis(
-            settings.redis_url,
-            timeout=max(settings.redis_timeout, CLI_REDIS_TIMEOUT),
-            breaker_failures=settings.redis_breaker_failures,
-            breaker_reset_seconds=settings.redis_breaker_reset_seconds,
-        )
-    else:
-        db = EmbeddedDB.in_dir(settings.data_dir)
-    manager = build_key_manager(settings, redis, db)
-    try:
-        yield manager
-    finally:
-        await manager.aclose()
-        if redis is not None:
-            await redis.aclose()
-        if db is not None:
-            db.close()
+    async with open_redis(settings, call_timeout=CLI_REDIS_TIMEOUT) as redis:
+        db = None if redis is not None else EmbeddedDB.in_dir(settings.data_dir)
+        manager = build_key_manager(settings, redis, db)
+        try:
+            yield manager
+        finally:
+            await manager.aclose()
+            if db is not None:
+                db.close()
 
 
 async def _run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:

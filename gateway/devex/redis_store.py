@@ -4,6 +4,9 @@ vlgw:req:<key-hash>:<request id>   STRING  RequestRecord (JSON), EX 7 days
 vlgw:feedback                      STREAM  field ``e`` = FeedbackEntry (JSON); capped (MAXLEN ~)
 vlgw:usage:<YYYY-MM-DD>:<key name> HASH    requests, prompt_tokens, ..., err:<code>; EXPIRE 400 d
 
+Every command here names one key (pipelines of them are split by node on a Redis Cluster), so no
+hash tag is needed (gateway/store/layout.py).
+
 Request records are stored under a digest of the key name as well as the id: a client may send
 its own X-Request-Id, so ids alone could collide across keys, and one key must never see (or
 overwrite) another key's record.

@@ -1,7 +1,8 @@
 """Limit state in Redis, shared by every gateway process: one Lua script per operation.
 
 Scripts read the clock with ``TIME`` on the Redis server, so processes with skewed clocks
-still agree. Keys (the hash tag keeps one key's state in one cluster slot):
+still agree. Keys (the hash tag keeps one key's state in one cluster slot; braces in a name are
+percent-encoded, gateway/store/layout.py):
 
     vlgw:lim:{<key name>}:rpm    STRING  GCRA theoretical arrival time (ms), expires when whole
     vlgw:lim:{<key name>}:tpm    STRING  same, for tokens
@@ -14,6 +15,7 @@ from typing import Any
 
 from gateway.limits.backend import RateOutcome
 from gateway.limits.decision import Kind, Quota
+from gateway.store.layout import hash_tag
 from gateway.store.redis import ResilientRedis
 
 _NOW = """
@@ -123,7 +125,7 @@ return 1
 
 
 def state_key(subject: str, kind: str) -> str:
-    return f"vlgw:lim:{{{subject}}}:{kind}"
+    return f"vlgw:lim:{hash_tag(subject)}:{kind}"
 
 
 def _quota(kind: Kind, limit: int | None, remaining: Any, reset_ms: Any, window: float) -> Quota | None:

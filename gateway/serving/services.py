@@ -17,7 +17,7 @@ from gateway.limits import Limiter
 from gateway.serving.gate import Gate
 from gateway.settings import Settings
 from gateway.store.embedded import EmbeddedDB
-from gateway.store.redis import ResilientRedis
+from gateway.store.redis import ResilientRedis, open_redis
 from gateway.upstream.client import UpstreamClient, build_http_client, build_session
 from gateway.upstream.pool import ReplicaPool
 
@@ -74,15 +74,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         await pool.start()
         stack.push_async_callback(pool.aclose)
         upstream = UpstreamClient(settings, session, pool)
-        redis = None
-        if settings.redis_url:
-            redis = ResilientRedis(
-                settings.redis_url,
-                timeout=settings.redis_timeout,
-                breaker_failures=settings.redis_breaker_failures,
-                breaker_reset_seconds=settings.redis_breaker_reset_seconds,
-            )
-            stack.push_async_callback(redis.aclose)
+        redis = await stack.enter_async_context(open_redis(settings))
         intake = ImageIntake(settings)
         stack.push_async_callback(intake.aclose)
         db = None if redis is not None else EmbeddedDB.in_dir(settings.data_dir)

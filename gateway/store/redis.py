@@ -1,4 +1,4 @@
-"""Redis with a short timeout on every call and a circuit breaker.
+"""Redis with a short timeout on every call and a circuit breaker, on one node, Sentinel or Cluster.
 
 Every package that talks to Redis goes through :class:`ResilientRedis.run`, which turns any
 Redis failure (error, timeout, open breaker) into :class:`StoreUnavailable`. Callers decide
@@ -6,20 +6,38 @@ their fallback (local limits, cache bypass, cached key lookups); this module onl
 *whether* Redis may be asked. After ``breaker_failures`` consecutive failures the breaker opens:
 calls fail at once, and a background probe pings Redis until it answers, so recovery does not
 wait for traffic.
+
+:func:`open_redis` is the one place a Redis client is built from ``GATEWAY_REDIS_URL`` (server
+and every CLI), for each form of the URL (docs/redis.md):
+
+* ``redis://[user:password@]host:port[/db]`` and ``rediss://...`` (TLS), ``unix://...``
+* ``redis+sentinel://[user:password@]host:port,host:port/service[/db]`` (``rediss+sentinel`` for
+  TLS to the data nodes): the primary is asked of the sentinels on every new connection, so a
+  failover is followed without a restart
+* ``redis+cluster://[user:password@]host:port,host:port`` (``rediss+cluster``): Redis Cluster;
+  every multi-key script and command keeps its keys under one hash tag (see :mod:`gateway.store.keys`)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis.asyncio as aioredis
 import structlog
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import RedisError
 
 from gateway import metrics
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
 
 T = TypeVar("T")
 log = structlog.get_logger("gateway.store")
@@ -27,6 +45,120 @@ log = structlog.get_logger("gateway.store")
 
 class StoreUnavailable(Exception):
     """Redis could not be asked or did not answer in time; use the fallback."""
+
+
+MAX_CONNECTIONS = 256
+SCHEMES = ("redis", "rediss", "unix")
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+
+class InvalidRedisUrl(ValueError):
+    """``GATEWAY_REDIS_URL`` is not one of the forms in docs/redis.md."""
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """A parsed ``GATEWAY_REDIS_URL``: what to connect to, without opening anything."""
+
+    mode: str  # "single", "sentinel" or "cluster"
+    url: str  # the URL itself (for "single", handed to redis-py as is)
+    nodes: tuple[tuple[str, int], ...] = ()  # sentinels or cluster seed nodes
+    service: str = ""  # the sentinel service (master group) name
+    db: int = 0
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+    sentinel_password: str | None = None
+
+    @property
+    def safe(self) -> str:
+        """The URL without its credentials (for logs)."""
+        parts = urlsplit(self.url)
+        return parts._replace(netloc=parts.netloc.rpartition("@")[2], query="").geturl()
+
+
+def _nodes(netloc: str, url: str) -> tuple[tuple[str, int], ...]:
+    nodes = []
+    for item in netloc.rpartition("@")[2].split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise InvalidRedisUrl(f"GATEWAY_REDIS_URL: {item!r} in {url!r} is not host:port")
+        nodes.append((host.strip("[]"), int(port)))
+    return tuple(nodes)
+
+
+def parse_redis_url(url: str) -> RedisTarget:
+    """Parse any accepted ``GATEWAY_REDIS_URL`` form; :class:`InvalidRedisUrl` names what is wrong."""
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in SCHEMES + SENTINEL_SCHEMES + CLUSTER_SCHEMES:
+        forms = ", ".join(f"{s}://" for s in SCHEMES + SENTINEL_SCHEMES + CLUSTER_SCHEMES)
+        raise InvalidRedisUrl(f"GATEWAY_REDIS_URL must start with one of {forms}")
+    if scheme in SCHEMES:
+        return RedisTarget("single", url, tls=scheme == "rediss")
+    netloc, _, path_query = rest.partition("/")
+    path, _, query = path_query.partition("?")
+    userinfo = netloc.rpartition("@")[0] if "@" in netloc else ""
+    user, _, password = userinfo.partition(":")
+    params = parse_qs(query)
+    common: dict[str, Any] = {
+        "nodes": _nodes(netloc, url),
+        "tls": scheme.startswith("rediss"),
+        "username": unquote(user) or None,
+        "password": unquote(password) or None,
+        "sentinel_password": next(iter(params.get("sentinel_password", [])), None),
+    }
+    segments = [unquote(p) for p in path.split("/") if p]
+    if scheme in CLUSTER_SCHEMES:
+        if segments and segments != ["0"]:
+            raise InvalidRedisUrl("GATEWAY_REDIS_URL: a Redis Cluster has only database 0")
+        return RedisTarget("cluster", url, **common)
+    if not segments or len(segments) > 2 or (len(segments) == 2 and not segments[1].isdigit()):
+        raise InvalidRedisUrl(
+            "GATEWAY_REDIS_URL: a sentinel URL is redis+sentinel://host:port,host:port/service[/db]"
+        )
+    db = int(segments[1]) if len(segments) == 2 else 0
+    return RedisTarget("sentinel", url, service=segments[0], db=db, **common)
+
+
+def _client(target: RedisTarget, timeout: float) -> tuple[aioredis.Redis, Sentinel | None]:
+    """The redis-py client for ``target`` (and the Sentinel manager to close with it)."""
+    options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "health_check_interval": 0,
+    }
+    if target.mode == "single":
+        client = aioredis.Redis.from_url(
+            target.url, retry_on_timeout=False, max_connections=MAX_CONNECTIONS, **options
+        )
+        return client, None
+    if target.mode == "cluster":
+        cluster = RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+            ssl=target.tls,
+            max_connections=MAX_CONNECTIONS,
+            username=target.username,
+            password=target.password,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+        )
+        # RedisCluster speaks the same commands as Redis (routing each by its key's slot); the
+        # callers' type is the single-node client's, which is what they program against.
+        return cast("aioredis.Redis", cluster), None
+    sentinel_options = {**options, "password": target.sentinel_password}
+    sentinel = Sentinel(list(target.nodes), sentinel_kwargs=sentinel_options, **options)  # type: ignore[no-untyped-call]
+    primary = sentinel.master_for(
+        target.service,
+        db=target.db,
+        ssl=target.tls,
+        max_connections=MAX_CONNECTIONS,
+        retry_on_timeout=False,
+        username=target.username,
+        password=target.password,
+    )
+    return primary, sentinel
 
 
 class ResilientRedis:
@@ -38,14 +170,9 @@ class ResilientRedis:
         self.timeout = timeout
         self.breaker_failures = breaker_failures
         self.breaker_reset_seconds = breaker_reset_seconds
-        self.client: aioredis.Redis = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry_on_timeout=False,
-            health_check_interval=0,
-            max_connections=256,
-        )
+        self.target = parse_redis_url(url)
+        self.cluster = self.target.mode == "cluster"
+        self.client, self._sentinel = _client(self.target, timeout)
         self._failures = 0
         self._open_until = 0.0
         self._probe: asyncio.Task[None] | None = None
@@ -105,6 +232,40 @@ class ResilientRedis:
         if self._probe is not None:
             self._probe.cancel()
         await self.client.aclose()
+        if self._sentinel is not None:
+            for client in self._sentinel.sentinels:
+                await client.aclose()
 
     def info(self) -> dict[str, Any]:
-        return {"degraded": self.degraded, "consecutive_failures": self._failures}
+        return {
+            "degraded": self.degraded,
+            "consecutive_failures": self._failures,
+            "mode": self.target.mode,
+        }
+
+
+@contextlib.asynccontextmanager
+async def open_redis(
+    settings: Settings, *, call_timeout: float | None = None
+) -> AsyncIterator[ResilientRedis | None]:
+    """The one way the server and every CLI open Redis (None without ``GATEWAY_REDIS_URL``).
+
+    ``call_timeout`` raises the per-call timeout (an operator command may wait longer than
+    a request). A key store written before hash tags is moved to today's layout on the way in.
+    """
+    if not settings.redis_url:
+        yield None
+        return
+    from gateway.store.layout import migrate_legacy_layout  # layout imports this module
+
+    redis = ResilientRedis(
+        settings.redis_url,
+        timeout=max(settings.redis_timeout, call_timeout or 0.0),
+        breaker_failures=settings.redis_breaker_failures,
+        breaker_reset_seconds=settings.redis_breaker_reset_seconds,
+    )
+    try:
+        await migrate_legacy_layout(redis)
+        yield redis
+    finally:
+        await redis.aclose()
