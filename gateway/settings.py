@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     default_tpm: int | None = Field(None, ge=1)
     default_concurrency: int | None = Field(None, ge=1)
     limit_fallback: Literal["local", "open", "closed"] = "local"
-    replicas: int = Field(1, ge=1)  # gateway replicas; Redis-down local limits are limit / this
+    replicas: int = Field(1, ge=1)  # gateway replicas; Redis-down local limits: limit / (this x workers)
     metrics_key_labels: bool = True
 
     # --- request defaults ----------------------------------------------------------------

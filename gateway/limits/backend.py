@@ -37,8 +37,8 @@ class LimitBackend(Protocol):
         """Check rpm (cost 1) and tpm (cost ``cost``) together; charge both only if both pass."""
         ...
 
-    async def adjust(self, subject: str, tpm: int, delta: int, window: float) -> None:
-        """Charge (delta > 0) or refund (delta < 0) tokens without refusing."""
+    async def adjust(self, subject: str, limit: int, delta: int, window: float, kind: Kind = "tpm") -> None:
+        """Charge (delta > 0) or refund (delta < 0) units of ``kind`` without refusing."""
         ...
 
     async def acquire(self, subject: str, limit: int, lease_id: str, ttl: float) -> bool:

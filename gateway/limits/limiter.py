@@ -2,7 +2,9 @@
 
 Checked before any image work or upstream call. With Redis the state is shared by every gateway
 process; without it (or while it is down and ``GATEWAY_LIMIT_FALLBACK=local``) each process
-keeps its own buckets at ``limit / share`` so that the replicas together stay near the limit.
+keeps its own buckets at ``limit / share`` so that the processes together stay near the limit.
+While Redis is down those buckets start from the last state Redis reported, and what they admit
+is charged to Redis when it is back (:mod:`gateway.limits.fallback`).
 Keys without limits (and no defaults) cost nothing: no Redis round-trip.
 """
 
@@ -21,6 +23,7 @@ from gateway.auth.principal import Limits, Principal
 from gateway.errors import ConcurrencyLimited, ServiceUnavailable
 from gateway.limits.backend import LimitBackend, RateOutcome
 from gateway.limits.decision import ALLOWED_UNLIMITED, LimitDecision
+from gateway.limits.fallback import FallbackDebts, RateMemory
 from gateway.limits.local import LocalBackend
 from gateway.limits.redis_backend import RedisBackend
 from gateway.settings import Settings
@@ -79,7 +82,8 @@ class Limiter:
         key_labels: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``replicas`` divides limits in the Redis-down fallback; ``local_share`` without Redis."""
+        """``replicas``: processes sharing the limits (replicas x workers), which divides them in
+        the Redis-down fallback; ``local_share`` divides them without Redis."""
         self.defaults = defaults or Limits()
         self.fallback = fallback
         self.window = window_seconds
@@ -87,10 +91,13 @@ class Limiter:
         self.key_labels = key_labels
         self.primary: LimitBackend
         self.fallback_backend: LocalBackend | None = None
+        self._redis: RedisBackend | None = None
+        self.memory = RateMemory(replicas, clock)
+        self.debts = FallbackDebts()
         if redis is not None:
-            self.primary = RedisBackend(redis)
+            self.primary = self._redis = RedisBackend(redis)
             self._primary_divisor = 1
-            self.fallback_backend = LocalBackend("fallback", clock)
+            self.fallback_backend = LocalBackend("fallback", clock, start=self.memory.start)
             self._fallback_divisor = replicas
         else:
             self.primary = LocalBackend("local", clock)
@@ -102,7 +109,7 @@ class Limiter:
             redis,
             defaults=Limits(settings.default_rpm, settings.default_tpm, settings.default_concurrency),
             fallback=settings.limit_fallback,
-            replicas=settings.replicas,
+            replicas=settings.replicas * settings.workers,
             local_share=settings.workers,
             key_labels=settings.metrics_key_labels,
         )
@@ -142,6 +149,10 @@ class Limiter:
             outcome = await self._hit(
                 self.fallback_backend, principal.name, limits, cost, self._fallback_divisor
             )
+            if outcome.allowed:
+                self._owe(principal.name, limits, cost)
+        else:
+            await self._heard_from_redis(principal.name, outcome)
         finally:
             metrics.LIMITER_DURATION.labels(backend=backend).observe(time.perf_counter() - started)
         suffix = "" if backend in ("redis", "local") else "_" + backend
@@ -164,6 +175,30 @@ class Limiter:
             subject, _share(limits.rpm, divisor), _share(limits.tpm, divisor), cost, self.window
         )
 
+    def _owe(self, subject: str, limits: Limits, cost: int) -> None:
+        if limits.rpm is not None:
+            self.debts.add("rpm", subject, limits.rpm, 1)
+        if limits.tpm is not None and cost:
+            self.debts.add("tpm", subject, limits.tpm, cost)
+
+    async def _heard_from_redis(self, subject: str, outcome: RateOutcome) -> None:
+        """Remember the state Redis reported; after an outage, charge it what the fallback let through."""
+        if self._redis is None:
+            return
+        for quota in outcome.quotas:
+            self.memory.remember(quota.kind, subject, quota.reset, self.window)
+        if self.debts and self.fallback_backend is not None:
+            owed = self.debts.take()
+            self.fallback_backend.forget_rates()  # the next outage starts from Redis's state again
+            for i, (kind, name, limit, units) in enumerate(owed):
+                try:
+                    tat_offset = await self._redis.charge(name, limit, units, self.window, kind)
+                except StoreUnavailable:
+                    for entry in owed[i:]:
+                        self.debts.add(*entry)
+                    return
+                self.memory.remember(kind, name, tat_offset, self.window)
+
     async def reconcile(self, principal: Principal, estimated_tokens: int, actual_tokens: int) -> None:
         """After the answer: refund (actual < estimate) or charge (actual > estimate) the difference."""
         limits = self.limits_for(principal)
@@ -171,13 +206,17 @@ class Limiter:
         if limits.tpm is None or delta == 0:
             return
         try:
-            await self.primary.adjust(
-                principal.name, _share(limits.tpm, self._primary_divisor) or 1, delta, self.window
-            )
+            if self._redis is not None:
+                tat_offset = await self._redis.charge(principal.name, limits.tpm, delta, self.window)
+                self.memory.remember("tpm", principal.name, tat_offset, self.window)
+            else:
+                tpm = _share(limits.tpm, self._primary_divisor) or 1
+                await self.primary.adjust(principal.name, tpm, delta, self.window)
         except StoreUnavailable:
             if self.fallback == "local" and self.fallback_backend is not None:
                 tpm = _share(limits.tpm, self._fallback_divisor) or 1
                 await self.fallback_backend.adjust(principal.name, tpm, delta, self.window)
+                self.debts.add("tpm", principal.name, limits.tpm, delta)
 
     # --- concurrency ------------------------------------------------------------------------------
 

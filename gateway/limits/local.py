@@ -14,13 +14,19 @@ from gateway.limits.decision import Kind, Quota
 
 PRUNE_EVERY = 1024  # checks between sweeps of idle state
 
+# Where a bucket with no state starts: (kind, key, now, window) -> TAT. Without one, full.
+StartAt = Callable[[Kind, str, float, float], float]
+
 
 class LocalBackend:
     """:class:`~gateway.limits.backend.LimitBackend` held in memory."""
 
-    def __init__(self, name: str = "local", clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, name: str = "local", clock: Callable[[], float] = time.monotonic, start: StartAt | None = None
+    ) -> None:
         self.name = name
         self._clock = clock
+        self._start = start
         self._tat: dict[tuple[Kind, str], float] = {}
         self._leases: dict[str, dict[str, float]] = {}
         self._ops = 0
@@ -32,7 +38,7 @@ class LocalBackend:
         self._maybe_prune(now)
         specs: tuple[tuple[Kind, int | None, int], ...] = (("rpm", rpm, 1), ("tpm", tpm, cost))
         steps = [
-            gcra(kind, self._tat.get((kind, subject), now), now, limit, window, units)
+            gcra(kind, self._tat_of(kind, subject, now, window), now, limit, window, units)
             for kind, limit, units in specs
             if limit is not None
         ]
@@ -47,10 +53,10 @@ class LocalBackend:
             self._tat[(step.quota.kind, subject)] = step.new_tat
         return RateOutcome(allowed=True, quotas=quotas)
 
-    async def adjust(self, subject: str, tpm: int, delta: int, window: float) -> None:
+    async def adjust(self, subject: str, limit: int, delta: int, window: float, kind: Kind = "tpm") -> None:
         now = self._clock()
-        key: tuple[Kind, str] = ("tpm", subject)
-        tat = max(self._tat.get(key, now), now) + delta * window / tpm
+        key: tuple[Kind, str] = (kind, subject)
+        tat = max(self._tat_of(kind, subject, now, window), now) + delta * window / limit
         if tat <= now:
             self._tat.pop(key, None)
         else:
@@ -80,9 +86,21 @@ class LocalBackend:
             del leases[lease_id]
         return leases
 
+    def _tat_of(self, kind: Kind, subject: str, now: float, window: float) -> float:
+        tat = self._tat.get((kind, subject))
+        if tat is None:
+            tat = now if self._start is None else self._start(kind, subject, now, window)
+        return tat
+
+    def forget_rates(self) -> None:
+        """Drop every rate bucket (the fallback's, once Redis is back: the next outage starts afresh)."""
+        self._tat.clear()
+
     def _maybe_prune(self, now: float) -> None:
         self._ops += 1
-        if self._ops % PRUNE_EVERY == 0:
+        # With a start function a missing entry is not a whole quota, so nothing may be dropped;
+        # the fallback's entries are bounded by the keys used during one outage.
+        if self._start is None and self._ops % PRUNE_EVERY == 0:
             # A TAT in the past means a whole quota: the same as no entry.
             self._tat = {key: tat for key, tat in self._tat.items() if tat > now}
 
@@ -91,7 +109,7 @@ class LocalBackend:
         now = self._clock()
         specs: tuple[tuple[Kind, int | None], ...] = (("rpm", rpm), ("tpm", tpm))
         return tuple(
-            gcra(kind, self._tat.get((kind, subject), now), now, limit, window, 0).quota
+            gcra(kind, self._tat_of(kind, subject, now, window), now, limit, window, 0).quota
             for kind, limit in specs
             if limit is not None
         )

@@ -83,7 +83,7 @@ return out
 """
 )
 
-# KEYS: tpm. ARGV: tpm limit, token delta (negative = refund), window (ms).
+# KEYS: rpm or tpm. ARGV: limit, delta (negative = refund), window (ms). Returns TAT - now (ms).
 ADJUST = (
     _NOW
     + """
@@ -94,10 +94,10 @@ if stored then tat = math.max(tonumber(stored), now) end
 tat = tat + tonumber(ARGV[2]) * interval
 if tat <= now then
   redis.call('DEL', KEYS[1])
-else
-  redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil(tat - now) + 1000)
+  return '0'
 end
-return 1
+redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil(tat - now) + 1000)
+return string.format('%.3f', tat - now)
 """
 )
 
@@ -172,10 +172,15 @@ class RedisBackend:
             retry_after=float(retry_ms) / 1000,
         )
 
-    async def adjust(self, subject: str, tpm: int, delta: int, window: float) -> None:
-        keys = [state_key(subject, "tpm")]
-        args = [tpm, delta, window * 1000]
-        await self.redis.run("limit_adjust", lambda r: self._adjust(keys=keys, args=args, client=r))
+    async def adjust(self, subject: str, limit: int, delta: int, window: float, kind: Kind = "tpm") -> None:
+        await self.charge(subject, limit, delta, window, kind)
+
+    async def charge(self, subject: str, limit: int, delta: int, window: float, kind: Kind = "tpm") -> float:
+        """:meth:`adjust`, returning how far the bucket is from whole afterwards (TAT - now, seconds)."""
+        keys = [state_key(subject, kind)]
+        args = [limit, delta, window * 1000]
+        raw = await self.redis.run("limit_adjust", lambda r: self._adjust(keys=keys, args=args, client=r))
+        return float(raw) / 1000
 
     async def acquire(self, subject: str, limit: int, lease_id: str, ttl: float) -> bool:
         keys = [state_key(subject, "conc")]
