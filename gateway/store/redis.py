@@ -48,6 +48,7 @@ class StoreUnavailable(Exception):
 
 
 MAX_CONNECTIONS = 256
+CONNECT_TIMEOUT = 5.0  # seconds to learn a cluster's slot map at start-up
 SCHEMES = ("redis", "rediss", "unix")
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
@@ -194,6 +195,20 @@ class ResilientRedis:
         self._record_success()
         return result
 
+    async def connect(self) -> None:
+        """Learn the cluster's slot map before the first request (slower than one call's timeout).
+
+        Nothing to do for one node or Sentinel (each connection finds its node itself). A cluster
+        that does not answer now is left to the first calls, as any outage would be.
+        """
+        if not self.cluster:
+            return
+        cluster = cast("RedisCluster", self.client)
+        try:
+            await asyncio.wait_for(cluster.initialize(), timeout=max(self.timeout, CONNECT_TIMEOUT))
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("redis_cluster_unreachable", error=type(exc).__name__, url=self.target.safe)
+
     async def ping(self) -> bool:
         """True when Redis answers a PING within the timeout (does not touch the breaker)."""
         try:
@@ -265,6 +280,7 @@ async def open_redis(
         breaker_reset_seconds=settings.redis_breaker_reset_seconds,
     )
     try:
+        await redis.connect()
         await migrate_legacy_layout(redis)
         yield redis
     finally:

@@ -1,0 +1,200 @@
+"""Real Redis topologies on loopback for tests: a three-node Cluster and a Sentinel group.
+
+Both are Debian's binaries (``redis-server``, ``redis-sentinel``, ``redis-cli``; installed by
+scripts/install-test-deps.sh), each process with its own temporary directory and no persistence.
+Start-up waits for the topology to be usable (all slots served; sentinels that know the replica
+and each other), so a test never races the set-up.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+from tests.servers import free_port, wait_for_port
+
+START_TIMEOUT = 20.0
+
+
+def _binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"{name} is not installed (scripts/install-test-deps.sh installs it)")
+    return path
+
+
+def _client(port: int) -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=port, socket_timeout=2, decode_responses=True)
+
+
+def _wait(what: str, ready: object, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if ready():  # type: ignore[operator]
+                return
+        except redis.RedisError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready after {timeout}s")
+        time.sleep(0.1)
+
+
+class _Processes:
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="vlgw-redis-topology-"))
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+
+    def spawn(self, port: int, argv: list[str]) -> None:
+        log = open(self.dir / f"{port}.log", "wb")  # noqa: SIM115 (the child keeps it)
+        self.procs[port] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir)
+        log.close()
+        wait_for_port(port)
+
+    def kill(self, port: int) -> None:
+        proc = self.procs.pop(port)
+        proc.kill()
+        proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        for port in list(self.procs):
+            self.kill(port)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def server(self, port: int, *extra: str) -> None:
+        node_dir = self.dir / str(port)
+        node_dir.mkdir()
+        argv = [_binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        self.spawn(port, [*argv, "--appendonly", "no", "--dir", str(node_dir), *extra])
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    while True:
+        port = free_port()
+        if port + 10000 < 65536:
+            try:
+                import socket
+
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port + 10000))
+                return port
+            except OSError:
+                continue
+
+
+class RedisClusterNodes(_Processes):
+    """Three primaries (no replicas) sharing the 16384 slots, created with ``redis-cli --cluster``."""
+
+    def __init__(self, size: int = 3) -> None:
+        super().__init__()
+        self.ports = [_cluster_port() for _ in range(size)]
+        nodes = ",".join(f"127.0.0.1:{port}" for port in self.ports)
+        self.url = f"redis+cluster://{nodes}"
+
+    def start(self) -> RedisClusterNodes:
+        for port in self.ports:
+            self.server(port, "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf")
+        subprocess.run(
+            [_binary("redis-cli"), "--cluster", "create",
+             *(f"127.0.0.1:{port}" for port in self.ports), "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=START_TIMEOUT,
+        )  # fmt: skip
+
+        def all_ok() -> bool:
+            return all(
+                "cluster_state:ok" in self.node(p).execute_command("CLUSTER", "INFO") for p in self.ports
+            )
+
+        _wait("redis cluster", all_ok)
+        return self
+
+    def node(self, port: int) -> redis.Redis:
+        return _client(port)
+
+    def keys_per_node(self, pattern: str) -> dict[int, int]:
+        """How many keys matching ``pattern`` each node holds."""
+        counts = {}
+        for port in self.ports:
+            with self.node(port) as client:
+                counts[port] = sum(1 for _ in client.scan_iter(match=pattern, count=1000))
+        return counts
+
+    def flush(self) -> None:
+        for port in self.ports:
+            with self.node(port) as client:
+                client.flushall()
+
+
+SERVICE = "vlgw"
+
+
+class SentinelGroup(_Processes):
+    """One primary, one replica and three ``redis-sentinel`` processes watching them (quorum 2)."""
+
+    def __init__(self, down_after_ms: int = 1000) -> None:
+        super().__init__()
+        self.down_after_ms = down_after_ms
+        self.primary_port, self.replica_port = free_port(), free_port()
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        sentinels = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        self.url = f"redis+sentinel://{sentinels}/{SERVICE}"
+
+    def start(self) -> SentinelGroup:
+        self.server(self.primary_port)
+        self.server(self.replica_port, "--replicaof", "127.0.0.1", str(self.primary_port))
+        for port in self.sentinel_ports:
+            conf = self.dir / f"sentinel-{port}.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                f"sentinel monitor {SERVICE} 127.0.0.1 {self.primary_port} 2\n"
+                f"sentinel down-after-milliseconds {SERVICE} {self.down_after_ms}\n"
+                f"sentinel failover-timeout {SERVICE} 10000\n"
+                f"sentinel parallel-syncs {SERVICE} 1\n"
+            )
+            self.spawn(port, [_binary("redis-sentinel"), str(conf)])
+
+        def known() -> bool:
+            for port in self.sentinel_ports:
+                with _client(port) as sentinel:
+                    replicas = sentinel.execute_command("SENTINEL", "REPLICAS", SERVICE)
+                    others = sentinel.execute_command("SENTINEL", "SENTINELS", SERVICE)
+                    if len(replicas) != 1 or len(others) != 2:
+                        return False
+            with _client(self.replica_port) as replica:
+                return bool(replica.info("replication")["master_link_status"] == "up")
+
+        _wait("sentinel group", known)
+        return self
+
+    def primary(self) -> int:
+        """The port the sentinels name as primary now."""
+        with _client(self.sentinel_ports[0]) as sentinel:
+            _, port = sentinel.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
+        return int(port)
+
+    def kill_primary(self) -> int:
+        """Kill the primary process (no shutdown, as a crash); its port."""
+        port = self.primary()
+        self.kill(port)
+        return port
+
+    def wait_promoted(self, old_port: int, timeout: float = START_TIMEOUT) -> int:
+        """Wait until every sentinel names another primary and it accepts writes; its port."""
+
+        def promoted() -> bool:
+            for port in self.sentinel_ports:
+                with _client(port) as sentinel:
+                    _, named = sentinel.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
+                if int(named) == old_port:
+                    return False
+            with _client(self.primary()) as primary:
+                return bool(primary.info("replication")["role"] == "master")
+
+        _wait("sentinel failover", promoted, timeout)
+        return self.primary()
