@@ -172,6 +172,9 @@ class SentinelGroup(_Processes):
         _wait("sentinel group", known)
         return self
 
+    def node(self, port: int) -> redis.Redis:
+        return _client(port)
+
     def primary(self) -> int:
         """The port the sentinels name as primary now."""
         with _client(self.sentinel_ports[0]) as sentinel:

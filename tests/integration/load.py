@@ -1,0 +1,67 @@
+"""Steady load on real gateway processes from a few threads, recording every answer with its time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import httpx
+
+from tests.integration.test_limits import BODY
+
+
+@dataclass
+class Answer:
+    sent: float  # time.monotonic() when sent
+    done: float
+    status: int
+    code: int | None
+
+
+@dataclass
+class Load:
+    """``threads`` clients posting to the gateways in turn until :meth:`stop`."""
+
+    urls: list[str]
+    key: str
+    threads: int = 4
+    answers: list[Answer] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _workers: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> Load:
+        for n in range(self.threads):
+            worker = threading.Thread(target=self._run, args=(n,), daemon=True)
+            worker.start()
+            self._workers.append(worker)
+        return self
+
+    def _run(self, n: int) -> None:
+        headers = {"authorization": f"Bearer {self.key}"}
+        with httpx.Client(headers=headers, timeout=30) as client:
+            i = n
+            while not self._stop.is_set():
+                url = self.urls[i % len(self.urls)]
+                i += 1
+                sent = time.monotonic()
+                try:
+                    response = client.post(f"{url}/v1/qwen-vl", json=BODY)
+                except httpx.HTTPError:
+                    self.answers.append(Answer(sent, time.monotonic(), 0, None))
+                    continue
+                code = response.json().get("code") if response.status_code != 200 else None
+                self.answers.append(Answer(sent, time.monotonic(), response.status_code, code))
+
+    def stop(self) -> list[Answer]:
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(timeout=60)
+        return self.answers
+
+    def statuses(self, since: float = 0.0) -> Counter[int]:
+        return Counter(a.status for a in self.answers if a.sent >= since)
+
+    def admitted(self, since: float = 0.0) -> int:
+        return sum(1 for a in self.answers if a.sent >= since and a.status == 200)

@@ -1,0 +1,89 @@
+"""The gateway on a real Sentinel group (one primary, one replica, three redis-sentinel processes).
+
+The parts that keep state in Redis work through ``redis+sentinel://``; then the primary is
+killed under load from a real gateway process: no answer is a 5xx, the sentinels promote the
+replica, the gateway follows it without a restart, and the key's limit holds across the outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from gateway.limits.redis_backend import state_key
+from tests.integration.conftest import create_key
+from tests.integration.load import Load
+from tests.integration.redis_parts import CHECKS
+from tests.redis_topologies import SentinelGroup
+from tests.servers import GatewayProcess
+
+pytestmark = pytest.mark.slow
+
+WINDOW = 60.0  # seconds: GATEWAY limits are per minute
+
+
+@pytest.fixture(scope="module")
+def sentinels() -> Iterator[SentinelGroup]:
+    group = SentinelGroup().start()
+    yield group
+    group.stop()
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+def test_every_part_works_through_sentinel(sentinels: SentinelGroup, check: Callable[[str], object]) -> None:
+    with sentinels.node(sentinels.primary()) as primary:
+        primary.flushall()
+    asyncio.run(check(sentinels.url))  # type: ignore[arg-type]
+
+
+def gcra_bound(limit: int, seconds: float) -> float:
+    """The most GCRA admits from a fresh key in ``seconds``: a burst of ``limit``, then its rate."""
+    return limit + limit * seconds / WINDOW + 1
+
+
+@pytest.mark.timeout(240)
+def test_primary_killed_under_load_no_5xx_and_the_limit_holds(emulator, tmp_path) -> None:
+    group = SentinelGroup().start()
+    env = {
+        "GATEWAY_UPSTREAM_URLS": emulator.url,
+        "GATEWAY_REDIS_URL": group.url,
+        "GATEWAY_DATA_DIR": str(tmp_path),
+        "GATEWAY_LOG_LEVEL": "warning",
+    }
+    gw = None
+    try:
+        limit = 120
+        key = create_key(env, "failover-app", "--rpm", str(limit))
+        gw = GatewayProcess(env).start()
+        load = Load([gw.url], key).start()
+        started = time.monotonic()
+        time.sleep(3)  # the burst is spent: the key is refused more than admitted from here on
+        old = group.kill_primary()
+        killed = time.monotonic()
+        new = group.wait_promoted(old)
+        promoted = time.monotonic()
+        time.sleep(4)  # the gateway finds the new primary and keeps limiting there
+        answers = load.stop()
+        ended = max(a.done for a in answers)
+
+        statuses = load.statuses()
+        assert not [a for a in answers if a.status >= 500 or a.status == 0], statuses
+        assert set(statuses) == {200, 429}, statuses
+        assert {a.code for a in answers if a.status == 429} == {42901}
+        admitted = load.admitted()
+        bound = gcra_bound(limit, ended - started)
+        assert admitted <= bound * 1.10, (admitted, bound, statuses)
+        assert load.admitted(since=killed) > 0  # limited, not shut: the fallback let its share in
+        with group.node(new) as primary:  # the gateway writes to the promoted replica
+            assert primary.exists(state_key("failover-app", "rpm"))
+        store = httpx.get(f"{gw.url}/readyz", timeout=5).json()["store"]
+        assert not store["degraded"], store
+        print(f"failover: {promoted - killed:.1f}s; admitted {admitted} (bound {bound:.0f}); {statuses}")
+    finally:
+        if gw is not None:
+            gw.stop()
+        group.stop()
