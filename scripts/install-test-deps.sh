@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# What the test suite needs beyond Python packages: a real redis-server (and the validators the
-# deployment tests run, when their installer is present: scripts/install-validators.sh extracts
-# promtool, prometheus (tests/integration/test_prometheus_live.py) and caddy (`caddy validate`)
-# from Debian's packages). Idempotent and quick once installed.
+# What the test suite needs beyond Python packages: a real redis-server, redis-cli and
+# redis-sentinel (the Cluster and Sentinel tests), and the validators the deployment tests run
+# (scripts/install-validators.sh extracts promtool, prometheus and caddy from Debian's packages).
+# Idempotent and quick once installed.
 set -euo pipefail
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)  # redis-cli --cluster create (tests/redis_topologies.py)
+command -v redis-sentinel >/dev/null 2>&1 || need_apt+=(redis-sentinel)  # the Sentinel group tests
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # the /docs page test (tests/integration/test_docs_page.py)
 # The Kotlin client guide is compiled and run against the gateway (tests/integration/test_clients.py):
 # OkHttp and Android's own org.json from Debian; the Kotlin compiler from npm (below).
