@@ -238,6 +238,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"{url!r} is not an http(s) URL")
         return [url.rstrip("/") for url in value]
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value:
+            from gateway.store.redis import parse_redis_url  # the store owns the URL forms
+
+            parse_redis_url(value)  # raises InvalidRedisUrl (a ValueError) naming the problem
+        return value or None
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.default_max_tokens > self.max_tokens_cap:

@@ -49,7 +49,8 @@ def hash_tag(value: str) -> str:
     characters read as themselves.
     """
     escaped = value.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
-    return "{" + escaped + "}"
+    # "{}" would be no tag at all; a lone "%" is what no escaped value can be.
+    return "{" + (escaped or "%") + "}"
 
 
 # Before hash tags the key store used three untagged names; a single-node Redis from then is

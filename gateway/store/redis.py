@@ -32,7 +32,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from gateway import metrics
 
@@ -47,6 +47,9 @@ class StoreUnavailable(Exception):
     """Redis could not be asked or did not answer in time; use the fallback."""
 
 
+# What a Redis call can raise when Redis is away; RedisClusterException ("no reachable node") is
+# not a RedisError.
+_FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
 MAX_CONNECTIONS = 256
 CONNECT_TIMEOUT = 5.0  # seconds to learn a cluster's slot map at start-up
 SCHEMES = ("redis", "rediss", "unix")
@@ -189,7 +192,7 @@ class ResilientRedis:
             raise StoreUnavailable(f"redis breaker open ({op})")
         try:
             result = await asyncio.wait_for(call(self.client), timeout=self.timeout)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except _FAILURES as exc:
             self._record_failure(op, exc)
             raise StoreUnavailable(f"redis {op} failed: {type(exc).__name__}") from exc
         self._record_success()
@@ -206,14 +209,14 @@ class ResilientRedis:
         cluster = cast("RedisCluster", self.client)
         try:
             await asyncio.wait_for(cluster.initialize(), timeout=max(self.timeout, CONNECT_TIMEOUT))
-        except (RedisError, OSError, TimeoutError) as exc:
+        except _FAILURES as exc:
             log.warning("redis_cluster_unreachable", error=type(exc).__name__, url=self.target.safe)
 
     async def ping(self) -> bool:
         """True when Redis answers a PING within the timeout (does not touch the breaker)."""
         try:
             return bool(await asyncio.wait_for(self.client.ping(), timeout=self.timeout))
-        except (RedisError, OSError, TimeoutError):
+        except _FAILURES:
             return False
 
     def _record_failure(self, op: str, exc: BaseException) -> None:

@@ -55,7 +55,7 @@ def test_killing_redis_mid_run_keeps_a_saturated_key_at_its_rate(emulator, tmp_p
         truth = LIMIT * seconds / 60
         assert admitted <= truth * 1.10 + PROCESSES, (admitted, truth, load.statuses(since=killed))
         assert admitted >= 1  # limited, not shut
-        print(f"after the kill: {admitted} admitted in {seconds:.1f}s (truth {truth:.1f}); {load.statuses(killed)}")
+        print(f"after the kill: {admitted} admitted in {seconds:.1f}s (truth {truth:.1f})")
     finally:
         for gw in gateways:
             gw.stop()
