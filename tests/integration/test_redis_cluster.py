@@ -23,6 +23,7 @@ from tests.integration.redis_parts import CHECKS, NAMES, check_limiter
 from tests.integration.test_limits import BODY, hammer
 from tests.redis_topologies import RedisClusterNodes
 from tests.servers import GatewayProcess
+from tests.unit.store.test_redis_acl import grant
 
 pytestmark = pytest.mark.slow
 
@@ -45,6 +46,19 @@ def test_every_part_works_on_the_cluster(
     clean_cluster: RedisClusterNodes, check: Callable[[str], object]
 ) -> None:
     asyncio.run(check(clean_cluster.url))  # type: ignore[arg-type]
+
+
+def test_every_part_runs_as_the_documented_acl_user(clean_cluster: RedisClusterNodes) -> None:
+    for port in clean_cluster.ports:
+        with clean_cluster.node(port) as node:
+            grant(node, "s3cret")
+    url = clean_cluster.url.replace("://", "://vlgw-gateway:s3cret@")
+    for check in CHECKS:
+        asyncio.run(check(url))  # type: ignore[arg-type]
+    for port in clean_cluster.ports:
+        with clean_cluster.node(port) as node:
+            assert node.execute_command("ACL", "LOG") == [], port
+            node.execute_command("ACL", "DELUSER", "vlgw-gateway")
 
 
 def test_limit_state_is_spread_over_every_node(clean_cluster: RedisClusterNodes) -> None:
