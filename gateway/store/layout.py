@@ -59,26 +59,26 @@ _LEGACY_RECORD = "vlgw:key:"
 _LEGACY_NAME = "vlgw:keyname:"
 _LEGACY_ALL = "vlgw:keys"
 
-# KEYS: none (the legacy names are found by SCAN, which only a single node runs).
+# ARGV: the old set, record prefix and name prefix, then the new ones. Walks the old set (one
+# entry per API key ever made), not the keyspace, so it costs O(API keys) even beside a big cache.
+# The keys it touches are not in KEYS: fine on the single node this runs on (never a cluster).
 _MIGRATE = """
 if redis.call('EXISTS', ARGV[1]) == 0 then return 0 end
-local moved = 0
-for _, prefix in ipairs({ARGV[2], ARGV[3]}) do
-  local cursor = '0'
-  repeat
-    local page = redis.call('SCAN', cursor, 'MATCH', prefix .. '*', 'COUNT', 1000)
-    cursor = page[1]
-    for _, key in ipairs(page[2]) do
-      local suffix = string.sub(key, string.len(prefix) + 1)
-      local target = ARGV[4] .. suffix
-      if prefix == ARGV[3] then target = ARGV[5] .. suffix end
-      redis.call('RENAME', key, target)
+local moved = 1
+for _, hash in ipairs(redis.call('SMEMBERS', ARGV[1])) do
+  local record = ARGV[2] .. hash
+  if redis.call('EXISTS', record) == 1 then
+    local name = redis.call('HGET', record, 'name')
+    redis.call('RENAME', record, ARGV[4] .. hash)
+    moved = moved + 1
+    if name and redis.call('GET', ARGV[3] .. name) == hash then
+      redis.call('RENAME', ARGV[3] .. name, ARGV[5] .. name)
       moved = moved + 1
     end
-  until cursor == '0'
+  end
 end
 redis.call('RENAME', ARGV[1], ARGV[6])
-return moved + 1
+return moved
 """
 
 

@@ -31,7 +31,8 @@ def test_a_name_with_braces_or_percent_stays_one_whole_tag() -> None:
 def write_legacy_key(client: redis.Redis, record: KeyRecord) -> None:
     """The key store's layout before hash tags (what a deployment of then holds)."""
     client.hset(f"vlgw:key:{record.key_hash}", mapping=_fields(record))
-    client.set(f"vlgw:keyname:{record.name}", record.key_hash)
+    if not record.revoked:
+        client.set(f"vlgw:keyname:{record.name}", record.key_hash)
     client.sadd("vlgw:keys", record.key_hash)
 
 
@@ -40,21 +41,24 @@ async def test_a_key_store_from_before_hash_tags_is_moved_once_at_open(redis_url
         KeyRecord(name=name, key_id="vlgw_abcdef", key_hash=digit * 64, created_at=1.0, limits=Limits(rpm=5))
         for name, digit in [("mobile-app", "a"), ("batch", "b"), ("odd name {x}", "c")]
     ]
+    revoked = KeyRecord(name="batch", key_id="vlgw_000000", key_hash="d" * 64, created_at=0.5, revoked_at=0.7)
     client = redis.Redis.from_url(redis_url)
-    for record in old:
+    for record in [*old, revoked]:
         write_legacy_key(client, record)
     client.set("vlgw:usage:2026-11-01:batch", "untouched")
     settings = Settings(_env_file=None, redis_url=redis_url)  # type: ignore[call-arg]
     async with open_redis(settings) as store:
         assert store is not None
         manager = KeyManager(RedisKeyStore(store))
-        assert sorted(r.name for r in await manager.list()) == ["batch", "mobile-app", "odd name {x}"]
+        listed = await manager.list()
+        assert sorted(r.name for r in listed) == ["batch", "batch", "mobile-app", "odd name {x}"]
+        assert [r.key_hash for r in listed if r.revoked] == ["d" * 64]
         assert (await RedisKeyStore(store).get("a" * 64)) == old[0]
         assert await manager.revoke("batch")  # the name index moved too
         await manager.aclose()
         assert await migrate_legacy_layout(store) == 0  # nothing left to move
     assert sorted(k.decode() for k in client.keys("vlgw:*")) == sorted(
-        [key_names.RECORD_PREFIX + d * 64 for d in "abc"]
+        [key_names.RECORD_PREFIX + d * 64 for d in "abcd"]
         + [key_names.NAME_PREFIX + "mobile-app", key_names.NAME_PREFIX + "odd name {x}"]
         + [key_names.ALL_KEYS, "vlgw:usage:2026-11-01:batch"]
     )
