@@ -8,6 +8,7 @@ need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)  # redis-cli --cluster create (tests/redis_topologies.py)
 command -v redis-sentinel >/dev/null 2>&1 || need_apt+=(redis-sentinel)  # the Sentinel group tests
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)  # certificates for the rediss:// tests
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # the /docs page test (tests/integration/test_docs_page.py)
 # The Kotlin client guide is compiled and run against the gateway (tests/integration/test_clients.py):
 # OkHttp and Android's own org.json from Debian; the Kotlin compiler from npm (below).

@@ -51,6 +51,9 @@ class StoreUnavailable(Exception):
 # not a RedisError.
 _FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
 MAX_CONNECTIONS = 256
+# TLS settings a sentinel or cluster URL may carry as query parameters (a single-node URL takes
+# these and any other redis-py option itself).
+TLS_PARAMS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname")
 CONNECT_TIMEOUT = 5.0  # seconds to learn a cluster's slot map at start-up
 SCHEMES = ("redis", "rediss", "unix")
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
@@ -74,6 +77,7 @@ class RedisTarget:
     username: str | None = None
     password: str | None = None
     sentinel_password: str | None = None
+    tls_options: tuple[tuple[str, Any], ...] = ()  # ssl_ca_certs, ssl_certfile, ... for redis-py
 
     @property
     def safe(self) -> str:
@@ -101,17 +105,26 @@ def parse_redis_url(url: str) -> RedisTarget:
         raise InvalidRedisUrl(f"GATEWAY_REDIS_URL must start with one of {forms}")
     if scheme in SCHEMES:
         return RedisTarget("single", url, tls=scheme == "rediss")
-    netloc, _, path_query = rest.partition("/")
-    path, _, query = path_query.partition("?")
+    before_query, _, query = rest.partition("?")
+    netloc, _, path = before_query.partition("/")
     userinfo = netloc.rpartition("@")[0] if "@" in netloc else ""
     user, _, password = userinfo.partition(":")
-    params = parse_qs(query)
+    params = {name: values[-1] for name, values in parse_qs(query).items()}
+    unknown = set(params) - {"sentinel_password", *TLS_PARAMS}
+    if unknown:
+        raise InvalidRedisUrl(f"GATEWAY_REDIS_URL: unknown parameter(s) {', '.join(sorted(unknown))}")
+    tls_options = tuple(
+        (name, params[name].lower() in ("1", "true", "yes") if name == "ssl_check_hostname" else params[name])
+        for name in TLS_PARAMS
+        if name in params
+    )
     common: dict[str, Any] = {
         "nodes": _nodes(netloc, url),
         "tls": scheme.startswith("rediss"),
         "username": unquote(user) or None,
         "password": unquote(password) or None,
-        "sentinel_password": next(iter(params.get("sentinel_password", [])), None),
+        "sentinel_password": params.get("sentinel_password"),
+        "tls_options": tls_options,
     }
     segments = [unquote(p) for p in path.split("/") if p]
     if scheme in CLUSTER_SCHEMES:
@@ -147,20 +160,22 @@ def _client(target: RedisTarget, timeout: float) -> tuple[aioredis.Redis, Sentin
             password=target.password,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
+            **dict(target.tls_options),
         )
         # RedisCluster speaks the same commands as Redis (routing each by its key's slot); the
         # callers' type is the single-node client's, which is what they program against.
         return cast("aioredis.Redis", cluster), None
-    sentinel_options = {**options, "password": target.sentinel_password}
+    tls = {"ssl": True, **dict(target.tls_options)} if target.tls else {}
+    sentinel_options = {**options, **tls, "password": target.sentinel_password}
     sentinel = Sentinel(list(target.nodes), sentinel_kwargs=sentinel_options, **options)  # type: ignore[no-untyped-call]
     primary = sentinel.master_for(
         target.service,
         db=target.db,
-        ssl=target.tls,
         max_connections=MAX_CONNECTIONS,
         retry_on_timeout=False,
         username=target.username,
         password=target.password,
+        **tls,
     )
     return primary, sentinel
 

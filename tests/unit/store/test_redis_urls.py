@@ -35,6 +35,15 @@ def test_cluster_url_lists_seed_nodes() -> None:
     assert target.safe == "rediss+cluster://10.0.0.1:7000,10.0.0.2:7001"
 
 
+def test_sentinel_and_cluster_urls_carry_tls_files_as_parameters() -> None:
+    target = parse_redis_url(
+        "rediss+cluster://n1:7000?ssl_ca_certs=/etc/vlgw/ca.pem&ssl_check_hostname=false"
+    )
+    assert dict(target.tls_options) == {"ssl_ca_certs": "/etc/vlgw/ca.pem", "ssl_check_hostname": False}
+    sentinel = parse_redis_url("rediss+sentinel://s1:26379/svc?ssl_certfile=/c.pem&ssl_keyfile=/k.pem")
+    assert dict(sentinel.tls_options) == {"ssl_certfile": "/c.pem", "ssl_keyfile": "/k.pem"}
+
+
 @pytest.mark.parametrize(
     ("url", "says"),
     [
@@ -45,6 +54,7 @@ def test_cluster_url_lists_seed_nodes() -> None:
         ("redis+sentinel://h/svc", "is not host:port"),
         ("redis+cluster://h:7000,h2/", "is not host:port"),
         ("redis+cluster://h:7000/2", "only database 0"),
+        ("redis+cluster://h:7000?ssl_ca_cert=/x", "unknown parameter"),
     ],
 )
 def test_malformed_urls_are_refused_naming_the_variable(url: str, says: str) -> None:
