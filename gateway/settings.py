@@ -242,7 +242,7 @@ class Settings(BaseSettings):
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
         if value:
-            from gateway.store.redis import parse_redis_url  # the store owns the URL forms
+            from gateway.store.topology import parse_redis_url  # the store owns the URL forms
 
             parse_redis_url(value)  # raises InvalidRedisUrl (a ValueError) naming the problem
         return value or None

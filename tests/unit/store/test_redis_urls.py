@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.settings import SettingsError, load_settings
-from gateway.store.redis import InvalidRedisUrl, ResilientRedis, parse_redis_url
+from gateway.store.redis import ResilientRedis
+from gateway.store.topology import InvalidRedisUrl, parse_redis_url
 
 
 def test_a_single_node_url_is_handed_to_redis_py_as_is() -> None:
