@@ -17,6 +17,7 @@ from gateway.errors import ConcurrencyLimited, ServiceUnavailable
 from gateway.limits import Limiter
 from gateway.limits.fallback import FallbackDebts, RateMemory
 from gateway.limits.redis_backend import state_key
+from gateway.settings import Settings
 from tests.unit.limits.conftest import principal
 from tests.unit.store.helpers import resilient, wait_recovered
 
@@ -103,6 +104,17 @@ async def test_unseen_keys_start_empty_with_several_processes_and_full_with_one(
     own_redis.stop()
     assert await allowed(shared, "unseen-4", 20, rpm=40) == 0
     assert await allowed(alone, "unseen-1", 20, rpm=10) == 10
+    await client.aclose()
+
+
+async def test_the_fallback_share_counts_every_worker_of_every_replica(own_redis) -> None:
+    settings = Settings(_env_file=None, redis_url=own_redis.url, replicas=2, workers=3)  # type: ignore[call-arg]
+    client = resilient(own_redis.url)
+    limiter = Limiter.from_settings(settings, client)
+    own_redis.stop()
+    decision = await limiter.evaluate(principal("six-processes", rpm=60))
+    assert decision.backend == "fallback"
+    assert decision.headers()["RateLimit-Limit"] == "10"  # 60 / (2 replicas x 3 workers)
     await client.aclose()
 
 
