@@ -32,6 +32,7 @@ from gateway.store.redis import ResilientRedis, StoreUnavailable
 Fallback = Literal["local", "open", "closed"]
 CLOSED_RETRY_AFTER = 1.0
 CONCURRENCY_RETRY_AFTER = 1.0
+REPAY_PER_CALL = 16  # fallback debts charged to Redis by one successful check, after an outage
 
 
 def _share(limit: int | None, divisor: int) -> int | None:
@@ -190,11 +191,13 @@ class Limiter:
         if self.debts and self.fallback_backend is not None:
             owed = self.debts.take()
             self.fallback_backend.forget_rates()  # the next outage starts from Redis's state again
-            for i, (kind, name, limit, units) in enumerate(owed):
+            for entry in owed[REPAY_PER_CALL:]:  # later calls repay the rest: no one call waits long
+                self.debts.add(*entry)
+            for i, (kind, name, limit, units) in enumerate(owed[:REPAY_PER_CALL]):
                 try:
                     tat_offset = await self._redis.charge(name, limit, units, self.window, kind)
                 except StoreUnavailable:
-                    for entry in owed[i:]:
+                    for entry in owed[i:REPAY_PER_CALL]:
                         self.debts.add(*entry)
                     return
                 self.memory.remember(kind, name, tat_offset, self.window)

@@ -142,6 +142,26 @@ async def test_redis_is_charged_for_the_outage_when_it_comes_back(own_redis) -> 
     await client.aclose()
 
 
+async def test_many_keys_debts_are_repaid_a_few_per_check(own_redis) -> None:
+    client = resilient(own_redis.url)
+    limiter = Limiter(client, replicas=1)
+    keys = [principal(f"many-{n}", rpm=10) for n in range(40)]
+    own_redis.stop()
+    for p in keys:
+        assert (await limiter.evaluate(p)).backend == "fallback"
+    own_redis.start()
+    await wait_recovered(client)
+    other = principal("bystander", rpm=1000)
+    checks = 0
+    while limiter.debts:
+        await limiter.evaluate(other)
+        checks += 1
+    assert checks == 3  # 40 debts, 16 per check
+    remaining = [(await limiter.evaluate(p)).quotas[0].remaining for p in keys]
+    assert remaining == [10 - 2] * 40  # the outage's request and this one, both on Redis
+    await client.aclose()
+
+
 async def test_paused_redis_times_out_into_the_fallback(own_redis) -> None:
     client = resilient(own_redis.url, timeout=0.1)
     limiter = Limiter(client, replicas=1)
