@@ -98,7 +98,7 @@ async def migrate_legacy_layout(redis: ResilientRedis) -> int:
     try:
         moved = int(await redis.run("layout_migrate", lambda r: r.eval(_MIGRATE, 0, *args)))
     except StoreUnavailable as exc:
-        log.warning("redis_layout_migration_deferred", error=str(exc))
+        log.info("redis_layout_migration_deferred", error=str(exc))  # Redis is down: said elsewhere
         return 0
     if moved:
         log.info("redis_layout_migrated", keys=moved)
