@@ -95,6 +95,7 @@ class Limiter:
         self._redis: RedisBackend | None = None
         self.memory = RateMemory(replicas, clock)
         self.debts = FallbackDebts()
+        self._fallback_used = False
         if redis is not None:
             self.primary = self._redis = RedisBackend(redis)
             self._primary_divisor = 1
@@ -147,6 +148,7 @@ class Limiter:
             if self.fallback == "open" or self.fallback_backend is None:
                 self._count(principal, ("rpm", "tpm"), "allowed_open", limits)
                 return LimitDecision(allowed=True, backend="open")
+            self._fallback_used = True
             outcome = await self._hit(
                 self.fallback_backend, principal.name, limits, cost, self._fallback_divisor
             )
@@ -188,9 +190,11 @@ class Limiter:
             return
         for quota in outcome.quotas:
             self.memory.remember(quota.kind, subject, quota.reset, self.window)
-        if self.debts and self.fallback_backend is not None:
-            owed = self.debts.take()
+        if self._fallback_used and self.fallback_backend is not None:
+            self._fallback_used = False
             self.fallback_backend.forget_rates()  # the next outage starts from Redis's state again
+        if self.debts:
+            owed = self.debts.take()
             for entry in owed[REPAY_PER_CALL:]:  # later calls repay the rest: no one call waits long
                 self.debts.add(*entry)
             for i, (kind, name, limit, units) in enumerate(owed[:REPAY_PER_CALL]):

@@ -57,7 +57,7 @@ class LocalBackend:
         now = self._clock()
         key: tuple[Kind, str] = (kind, subject)
         tat = max(self._tat_of(kind, subject, now, window), now) + delta * window / limit
-        if tat <= now:
+        if tat <= now and self._start is None:  # with a start function, no entry is not "whole"
             self._tat.pop(key, None)
         else:
             self._tat[key] = tat

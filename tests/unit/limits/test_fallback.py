@@ -142,6 +142,20 @@ async def test_redis_is_charged_for_the_outage_when_it_comes_back(own_redis) -> 
     await client.aclose()
 
 
+async def test_a_second_outage_starts_from_redis_again_not_from_the_first_outages_buckets(own_redis) -> None:
+    client = resilient(own_redis.url)
+    limiter = Limiter(client, replicas=1)
+    assert await allowed(limiter, "twice", 11, rpm=10) == 10
+    own_redis.stop()
+    assert await allowed(limiter, "twice", 3, rpm=10) == 0  # the first outage: nothing left
+    own_redis.start()  # empty: Redis forgot the key
+    await wait_recovered(client)
+    assert await allowed(limiter, "twice", 1, rpm=10) == 1  # Redis now says 1 of 10 used
+    own_redis.stop()
+    assert await allowed(limiter, "twice", 12, rpm=10) == 9  # the second outage starts from that
+    await client.aclose()
+
+
 async def test_many_keys_debts_are_repaid_a_few_per_check(own_redis) -> None:
     client = resilient(own_redis.url)
     limiter = Limiter(client, replicas=1)
