@@ -100,6 +100,9 @@ def test_two_gateway_processes_share_limits_and_answers_on_the_cluster(
         "GATEWAY_DATA_DIR": str(tmp_path),
         "GATEWAY_REPLICAS": "2",
         "GATEWAY_LOG_LEVEL": "warning",
+        # Exact counts need every check to reach the cluster: on a busy CI machine a call can lag
+        # past the 0.1 s default and fall back to local limits by design (not this test's point).
+        "GATEWAY_REDIS_TIMEOUT": "2",
     }
     key = create_key(env, "cluster-app", "--rpm", "10")  # the CLI opens the cluster as the server does
     gateways = [GatewayProcess(env).start(), GatewayProcess(env).start()]
@@ -115,6 +118,9 @@ def test_two_gateway_processes_share_limits_and_answers_on_the_cluster(
         assert first.status_code == again.status_code == 200, (first.text, again.text)
         assert again.json()["text"] == first.json()["text"]
         assert emulator_stats(emulator)["chat_requests"] == upstream_calls + 1  # replayed, not asked again
+        for gw in gateways:
+            store = httpx.get(f"{gw.url}/readyz", timeout=5).json()["store"]
+            assert store["ok"] and not store["degraded"], store
     finally:
         for gw in gateways:
             gw.stop()
