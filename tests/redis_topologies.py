@@ -89,33 +89,54 @@ def _cluster_port() -> int:
 
 
 class RedisClusterNodes(_Processes):
-    """Three primaries (no replicas) sharing the 16384 slots, created with ``redis-cli --cluster``."""
+    """Three primaries sharing the 16384 slots (each with ``replicas`` replicas), made with
+    ``redis-cli --cluster create``; a node is considered failed after 1 s (``cluster-node-timeout``)."""
 
-    def __init__(self, size: int = 3) -> None:
+    def __init__(self, primaries: int = 3, replicas: int = 0) -> None:
         super().__init__()
-        self.ports = [_cluster_port() for _ in range(size)]
+        self.replicas = replicas
+        self.ports = [_cluster_port() for _ in range(primaries * (1 + replicas))]
         nodes = ",".join(f"127.0.0.1:{port}" for port in self.ports)
         self.url = f"redis+cluster://{nodes}"
 
     def start(self) -> RedisClusterNodes:
         for port in self.ports:
-            self.server(port, "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf")
+            self.server(port, "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
+                        "--cluster-node-timeout", "1000")  # fmt: skip
         subprocess.run(
-            [_binary("redis-cli"), "--cluster", "create",
-             *(f"127.0.0.1:{port}" for port in self.ports), "--cluster-replicas", "0", "--cluster-yes"],
+            [_binary("redis-cli"), "--cluster", "create", *(f"127.0.0.1:{port}" for port in self.ports),
+             "--cluster-replicas", str(self.replicas), "--cluster-yes"],
             check=True, capture_output=True, timeout=START_TIMEOUT,
         )  # fmt: skip
-
-        def all_ok() -> bool:
-            return all(
-                "cluster_state:ok" in self.node(p).execute_command("CLUSTER", "INFO") for p in self.ports
-            )
-
-        _wait("redis cluster", all_ok)
+        _wait("redis cluster", self._healthy)
         return self
+
+    def _healthy(self) -> bool:
+        for port in self.procs:
+            with self.node(port) as node:
+                if "cluster_state:ok" not in node.execute_command("CLUSTER", "INFO"):
+                    return False
+                replication = node.info("replication")
+                if replication["role"] == "slave" and replication["master_link_status"] != "up":
+                    return False
+        return True
 
     def node(self, port: int) -> redis.Redis:
         return _client(port)
+
+    def primary_of(self, key: str) -> int:
+        """The port of the primary serving ``key``'s slot now."""
+        with self.node(next(iter(self.procs))) as node:
+            slot = int(node.execute_command("CLUSTER", "KEYSLOT", key))
+            for first, last, primary, *_ in node.execute_command("CLUSTER", "SLOTS"):
+                if first <= slot <= last:
+                    return int(primary[1])
+        raise LookupError(slot)
+
+    def wait_failover(self, key: str, old_port: int, timeout: float = START_TIMEOUT) -> int:
+        """Wait until another node serves ``key``'s slot and the cluster is whole again; its port."""
+        _wait("cluster failover", lambda: self.primary_of(key) != old_port and self._healthy(), timeout)
+        return self.primary_of(key)
 
     def keys_per_node(self, pattern: str) -> dict[int, int]:
         """How many keys matching ``pattern`` each node holds."""
@@ -126,9 +147,10 @@ class RedisClusterNodes(_Processes):
         return counts
 
     def flush(self) -> None:
-        for port in self.ports:
+        for port in self.procs:
             with self.node(port) as client:
-                client.flushall()
+                if client.info("replication")["role"] == "master":
+                    client.flushall()
 
 
 SERVICE = "vlgw"

@@ -66,3 +66,29 @@ class Load:
 
     def admitted(self, since: float = 0.0) -> int:
         return sum(1 for a in self.answers if a.sent >= since and a.status == 200)
+
+
+WINDOW = 60.0  # seconds: key limits are per minute
+
+
+def assert_limit_held_through_outage(load: Load, limit: int, started: float, killed: float) -> str:
+    """After a Redis node was killed mid-run: no 5xx, and the key's admissions within GCRA's truth.
+
+    The key was fresh at ``started`` (GCRA admits a burst of ``limit``, then ``limit`` per window)
+    and spent its burst before ``killed``, so from the kill on the truth is its rate. Both counts
+    may exceed the truth by 10 % (plus one request at the window's edge). Returns a summary line.
+    """
+    answers = load.answers
+    statuses = load.statuses()
+    assert not [a for a in answers if a.status >= 500 or a.status == 0], statuses
+    assert set(statuses) == {200, 429}, statuses
+    assert {a.code for a in answers if a.status == 429} == {42901}
+    ended = max(a.done for a in answers)
+    admitted, bound = load.admitted(), limit + limit * (ended - started) / WINDOW + 1
+    assert admitted <= bound * 1.10, (admitted, bound, statuses)
+    after_kill, rate_truth = load.admitted(since=killed), limit * (ended - killed) / WINDOW
+    assert 0 < after_kill <= rate_truth * 1.10 + 1, (after_kill, rate_truth)
+    return (
+        f"admitted {admitted} (bound {bound:.0f}), {after_kill} after the kill "
+        f"(truth {rate_truth:.1f}); {statuses}"
+    )

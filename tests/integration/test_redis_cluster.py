@@ -8,6 +8,7 @@ key names chosen so their state lands on every node, and then two real gateway p
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 
@@ -19,6 +20,7 @@ from gateway.cache.flight import SingleFlight
 from gateway.cache.idempotency import IdempotencyStore
 from gateway.limits.redis_backend import state_key
 from tests.integration.conftest import create_key, emulator_stats
+from tests.integration.load import Load, assert_limit_held_through_outage
 from tests.integration.redis_parts import CHECKS, NAMES, check_limiter
 from tests.integration.test_limits import BODY, hammer
 from tests.redis_topologies import RedisClusterNodes
@@ -124,3 +126,40 @@ def test_two_gateway_processes_share_limits_and_answers_on_the_cluster(
     finally:
         for gw in gateways:
             gw.stop()
+
+
+@pytest.mark.timeout(240)
+def test_a_primary_killed_under_load_fails_over_with_no_5xx_and_the_limit_held(emulator, tmp_path) -> None:
+    nodes = RedisClusterNodes(replicas=1).start()  # three primaries, each with a replica
+    env = {
+        "GATEWAY_UPSTREAM_URLS": emulator.url,
+        "GATEWAY_REDIS_URL": nodes.url,
+        "GATEWAY_DATA_DIR": str(tmp_path),
+        "GATEWAY_LOG_LEVEL": "warning",
+    }
+    gw = None
+    try:
+        limit, name = 120, "cluster-failover"
+        key = create_key(env, name, "--rpm", str(limit))
+        gw = GatewayProcess(env).start()
+        load = Load([gw.url], key).start()
+        started = time.monotonic()
+        time.sleep(3)  # the burst is spent: the key is refused more than admitted from here on
+        state = state_key(name, "rpm")
+        old = nodes.primary_of(state)
+        nodes.kill(old)  # the primary holding this key's limit state
+        killed = time.monotonic()
+        new = nodes.wait_failover(state, old)
+        promoted = time.monotonic()
+        time.sleep(4)  # the gateway follows the slot to the promoted replica
+        load.stop()
+        summary = assert_limit_held_through_outage(load, limit, started, killed)
+        with nodes.node(new) as primary:
+            assert primary.exists(state)
+        store = httpx.get(f"{gw.url}/readyz", timeout=5).json()["store"]
+        assert not store["degraded"], store
+        print(f"cluster failover {promoted - killed:.1f}s; {summary}")
+    finally:
+        if gw is not None:
+            gw.stop()
+        nodes.stop()
