@@ -29,6 +29,9 @@ def two_gateways(redis_url, emulator, tmp_path):
         "GATEWAY_KEY_CACHE_SECONDS": "1",
         "GATEWAY_REPLICAS": "2",
         "GATEWAY_LOG_LEVEL": "warning",
+        # Exact counts need every check to reach Redis: on a busy machine a call can lag past the
+        # 0.1 s default and fall back to local limits (or 50301 for a key never seen) by design.
+        "GATEWAY_REDIS_TIMEOUT": "2",
     }
     gateways = [GatewayProcess(env).start(), GatewayProcess(env).start()]
     yield env, gateways
