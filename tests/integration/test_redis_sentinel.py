@@ -1,8 +1,9 @@
 """The gateway on a real Sentinel group (one primary, one replica, three redis-sentinel processes).
 
 The parts that keep state in Redis work through ``redis+sentinel://``; then the primary is
-killed under load from a real gateway process: no answer is a 5xx, the sentinels promote the
-replica, the gateway follows it without a restart, and the key's limit holds across the outage.
+replaced under load from a real gateway process (killed, or switched over with SENTINEL FAILOVER):
+no answer is a 5xx, the gateway follows the new primary without a restart, and the key's limit
+holds across the change.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from gateway.limits.redis_backend import state_key
 from tests.integration.conftest import create_key
 from tests.integration.load import Load, assert_limit_held_through_outage
 from tests.integration.redis_parts import CHECKS
-from tests.redis_topologies import SentinelGroup
+from tests.redis_topologies import SERVICE, SentinelGroup
 from tests.servers import GatewayProcess
 
 pytestmark = pytest.mark.slow
@@ -39,7 +40,10 @@ def test_every_part_works_through_sentinel(sentinels: SentinelGroup, check: Call
 
 
 @pytest.mark.timeout(240)
-def test_primary_killed_under_load_no_5xx_and_the_limit_holds(emulator, tmp_path) -> None:
+@pytest.mark.parametrize("how", ["kill", "sentinel failover"])
+def test_primary_replaced_under_load_no_5xx_and_the_limit_holds(how: str, emulator, tmp_path) -> None:
+    """``kill``: the primary crashes. ``sentinel failover``: an operator's switch-over, where the old
+    primary lives on as a replica and answers the gateway's open connections with READONLY."""
     group = SentinelGroup().start()
     env = {
         "GATEWAY_UPSTREAM_URLS": emulator.url,
@@ -55,7 +59,12 @@ def test_primary_killed_under_load_no_5xx_and_the_limit_holds(emulator, tmp_path
         load = Load([gw.url], key).start()
         started = time.monotonic()
         time.sleep(3)  # the burst is spent: the key is refused more than admitted from here on
-        old = group.kill_primary()
+        if how == "kill":
+            old = group.kill_primary()
+        else:
+            old = group.primary()
+            with group.node(group.sentinel_ports[0]) as sentinel:
+                sentinel.execute_command("SENTINEL", "FAILOVER", SERVICE)
         killed = time.monotonic()
         new = group.wait_promoted(old)
         promoted = time.monotonic()
@@ -66,7 +75,7 @@ def test_primary_killed_under_load_no_5xx_and_the_limit_holds(emulator, tmp_path
             assert primary.exists(state_key("failover-app", "rpm"))
         store = httpx.get(f"{gw.url}/readyz", timeout=5).json()["store"]
         assert not store["degraded"], store
-        print(f"sentinel failover {promoted - killed:.1f}s; {summary}")
+        print(f"sentinel {how}: new primary after {promoted - killed:.1f}s; {summary}")
     finally:
         if gw is not None:
             gw.stop()
