@@ -9,9 +9,11 @@ and each other), so a test never races the set-up.
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -32,11 +34,11 @@ def _client(port: int) -> redis.Redis:
     return redis.Redis(host="127.0.0.1", port=port, socket_timeout=2, decode_responses=True)
 
 
-def _wait(what: str, ready: object, timeout: float = START_TIMEOUT) -> None:
+def _wait(what: str, ready: Callable[[], bool], timeout: float = START_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if ready():  # type: ignore[operator]
+            if ready():
                 return
         except redis.RedisError:
             pass
@@ -79,8 +81,6 @@ def _cluster_port() -> int:
         port = free_port()
         if port + 10000 < 65536:
             try:
-                import socket
-
                 with socket.socket() as sock:
                     sock.bind(("127.0.0.1", port + 10000))
                 return port
