@@ -43,6 +43,7 @@ class StoreUnavailable(Exception):
 # not a RedisError.
 _FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
 CONNECT_TIMEOUT = 5.0  # seconds to learn a cluster's slot map at start-up
+SENTINEL_CHECK_SECONDS = 0.5  # how often the sentinels are asked which node is primary
 
 
 class ResilientRedis:
@@ -60,6 +61,7 @@ class ResilientRedis:
         self._failures = 0
         self._open_until = 0.0
         self._probe: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
 
     @property
     def degraded(self) -> bool:
@@ -79,11 +81,13 @@ class ResilientRedis:
         return result
 
     async def connect(self) -> None:
-        """Learn the cluster's slot map before the first request (slower than one call's timeout).
+        """Learn the cluster's slot map before the first request (slower than one call's timeout),
+        or start following the sentinels' choice of primary.
 
-        Nothing to do for one node or Sentinel (each connection finds its node itself). A cluster
-        that does not answer now is left to the first calls, as any outage would be.
+        A cluster that does not answer now is left to the first calls, as any outage would be.
         """
+        if self._sentinel is not None and self._watch is None:
+            self._watch = asyncio.get_running_loop().create_task(self._follow_primary())
         if not self.cluster:
             return
         cluster = cast("RedisCluster", self.client)
@@ -91,6 +95,21 @@ class ResilientRedis:
             await asyncio.wait_for(cluster.initialize(), timeout=max(self.timeout, CONNECT_TIMEOUT))
         except _FAILURES as exc:
             log.warning("redis_cluster_unreachable", error=type(exc).__name__, url=self.target.safe)
+
+    async def _follow_primary(self) -> None:
+        """Ask the sentinels which node is primary twice a second; on a change, drop our connections.
+
+        A new connection always asks, but pooled ones stay where they are: after a switch-over
+        (``SENTINEL FAILOVER``, a partition) the old primary may accept reads and writes for
+        seconds before the sentinels demote it, and a gateway still talking to it would miss keys
+        created since. redis-py's pool closes its connections to an old primary when the answer
+        changes.
+        """
+        pool: Any = self.client.connection_pool
+        while True:
+            await asyncio.sleep(SENTINEL_CHECK_SECONDS)
+            with contextlib.suppress(*_FAILURES):
+                await asyncio.wait_for(pool.get_master_address(), timeout=max(self.timeout, 1.0))
 
     async def ping(self) -> bool:
         """True when Redis answers a PING within the timeout (does not touch the breaker)."""
@@ -127,8 +146,9 @@ class ResilientRedis:
                 self._record_success()
 
     async def aclose(self) -> None:
-        if self._probe is not None:
-            self._probe.cancel()
+        for task in (self._probe, self._watch):
+            if task is not None:
+                task.cancel()
         await self.client.aclose()
         if self._sentinel is not None:
             for client in self._sentinel.sentinels:

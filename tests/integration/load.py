@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -75,8 +76,10 @@ def assert_limit_held_through_outage(load: Load, limit: int, started: float, kil
     """After a Redis node was killed mid-run: no 5xx, and the key's admissions within GCRA's truth.
 
     The key was fresh at ``started`` (GCRA admits a burst of ``limit``, then ``limit`` per window)
-    and spent its burst before ``killed``, so from the kill on the truth is its rate. Both counts
-    may exceed the truth by 10 % (plus one request at the window's edge). Returns a summary line.
+    and spent its burst before ``killed``, so from the kill on the truth is its rate. The whole run
+    may exceed its truth by 10 % (plus one request at the window's edge); the time since the kill
+    by 10 % of the limit: what a minute's count could be over, the state replication lost in a
+    switch-over included. Returns a summary line.
     """
     answers = load.answers
     statuses = load.statuses()
@@ -87,8 +90,21 @@ def assert_limit_held_through_outage(load: Load, limit: int, started: float, kil
     admitted, bound = load.admitted(), limit + limit * (ended - started) / WINDOW + 1
     assert admitted <= bound * 1.10, (admitted, bound, statuses)
     after_kill, rate_truth = load.admitted(since=killed), limit * (ended - killed) / WINDOW
-    assert 0 < after_kill <= rate_truth * 1.10 + 1, (after_kill, rate_truth)
+    assert 0 < after_kill <= rate_truth + 0.10 * limit, (after_kill, rate_truth)
     return (
         f"admitted {admitted} (bound {bound:.0f}), {after_kill} after the kill "
         f"(truth {rate_truth:.1f}); {statuses}"
     )
+
+
+def assert_cache_shared_after_failover(urls: list[str], key: str, node_has: Callable[[str], bool]) -> None:
+    """A new question is answered once, stored in the (new) primary, and a HIT from every process."""
+    headers = {"authorization": f"Bearer {key}"}
+    body = {**BODY, "prompt": f"after the failover {time.time()}", "temperature": 0}
+    first = httpx.post(f"{urls[0]}/v1/qwen-vl", json=body, headers=headers, timeout=30)
+    assert (first.status_code, first.headers.get("x-cache")) == (200, "MISS"), first.text
+    for url in urls:
+        again = httpx.post(f"{url}/v1/qwen-vl", json=body, headers=headers, timeout=30)
+        assert (again.status_code, again.headers.get("x-cache")) == (200, "HIT"), again.text
+        assert again.json()["text"] == first.json()["text"]
+    assert node_has("vlgw:cache:*")

@@ -20,7 +20,7 @@ from gateway.cache.flight import SingleFlight
 from gateway.cache.idempotency import IdempotencyStore
 from gateway.limits.redis_backend import state_key
 from tests.integration.conftest import create_key, emulator_stats
-from tests.integration.load import Load, assert_limit_held_through_outage
+from tests.integration.load import Load, assert_cache_shared_after_failover, assert_limit_held_through_outage
 from tests.integration.redis_parts import CHECKS, NAMES, check_limiter
 from tests.integration.test_limits import BODY, hammer
 from tests.redis_topologies import RedisClusterNodes
@@ -158,6 +158,12 @@ def test_a_primary_killed_under_load_fails_over_with_no_5xx_and_the_limit_held(e
             assert primary.exists(state)
         store = httpx.get(f"{gw.url}/readyz", timeout=5).json()["store"]
         assert not store["degraded"], store
+        open_key = create_key(env, "failover-cache")  # no limits: the cache is the point here
+
+        def cluster_has(pattern: str) -> bool:
+            return sum(nodes.keys_per_node(pattern).values()) > 0
+
+        assert_cache_shared_after_failover([gw.url], open_key, cluster_has)
         print(f"cluster failover {promoted - killed:.1f}s; {summary}")
     finally:
         if gw is not None:

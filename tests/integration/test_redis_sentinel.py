@@ -17,7 +17,7 @@ import pytest
 
 from gateway.limits.redis_backend import state_key
 from tests.integration.conftest import create_key
-from tests.integration.load import Load, assert_limit_held_through_outage
+from tests.integration.load import Load, assert_cache_shared_after_failover, assert_limit_held_through_outage
 from tests.integration.redis_parts import CHECKS
 from tests.redis_topologies import SERVICE, SentinelGroup
 from tests.servers import GatewayProcess
@@ -75,6 +75,13 @@ def test_primary_replaced_under_load_no_5xx_and_the_limit_holds(how: str, emulat
             assert primary.exists(state_key("failover-app", "rpm"))
         store = httpx.get(f"{gw.url}/readyz", timeout=5).json()["store"]
         assert not store["degraded"], store
+        open_key = create_key(env, "failover-cache")  # no limits: the cache is the point here
+
+        def primary_has(pattern: str) -> bool:
+            with group.node(new) as primary:
+                return any(True for _ in primary.scan_iter(match=pattern))
+
+        assert_cache_shared_after_failover([gw.url], open_key, primary_has)
         print(f"sentinel {how}: new primary after {promoted - killed:.1f}s; {summary}")
     finally:
         if gw is not None:
