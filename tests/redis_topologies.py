@@ -139,9 +139,9 @@ class RedisClusterNodes(_Processes):
         return self.primary_of(key)
 
     def keys_per_node(self, pattern: str) -> dict[int, int]:
-        """How many keys matching ``pattern`` each node holds."""
+        """How many keys matching ``pattern`` each live node holds."""
         counts = {}
-        for port in self.ports:
+        for port in self.procs:
             with self.node(port) as client:
                 counts[port] = sum(1 for _ in client.scan_iter(match=pattern, count=1000))
         return counts
