@@ -18,7 +18,7 @@ from gateway.devex.service import build_store
 from gateway.devex.store import DevexStore
 from gateway.settings import Settings
 from gateway.store.embedded import EmbeddedDB
-from gateway.store.redis import ResilientRedis, StoreUnavailable
+from gateway.store.redis import StoreUnavailable, open_redis
 
 CLI_REDIS_TIMEOUT = 5.0  # an operator command can wait longer than a request
 
@@ -38,24 +38,13 @@ def add_arguments(subparsers: Any) -> None:
 
 @contextlib.asynccontextmanager
 async def _stores(settings: Settings) -> AsyncIterator[tuple[KeyStore, DevexStore]]:
-    redis: ResilientRedis | None = None
-    db: EmbeddedDB | None = None
-    if settings.redis_url:
-        redis = ResilientRedis(
-            settings.redis_url,
-            timeout=max(settings.redis_timeout, CLI_REDIS_TIMEOUT),
-            breaker_failures=settings.redis_breaker_failures,
-            breaker_reset_seconds=settings.redis_breaker_reset_seconds,
-        )
-    else:
-        db = EmbeddedDB.in_dir(settings.data_dir)
-    try:
-        yield build_key_store(settings, redis, db), build_store(settings, redis, db)
-    finally:
-        if redis is not None:
-            await redis.aclose()
-        if db is not None:
-            db.close()
+    async with open_redis(settings, call_timeout=CLI_REDIS_TIMEOUT) as redis:
+        db = None if redis is not None else EmbeddedDB.in_dir(settings.data_dir)
+        try:
+            yield build_key_store(settings, redis, db), build_store(settings, redis, db)
+        finally:
+            if db is not None:
+                db.close()
 
 
 def run_backup(args: argparse.Namespace, settings: Settings, err: TextIO = sys.stderr) -> int:

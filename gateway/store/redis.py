@@ -169,13 +169,11 @@ async def open_redis(
     """The one way the server and every CLI open Redis (None without ``GATEWAY_REDIS_URL``).
 
     ``call_timeout`` raises the per-call timeout (an operator command may wait longer than
-    a request). A key store written before hash tags is moved to today's layout on the way in.
+    a request).
     """
     if not settings.redis_url:
         yield None
         return
-    from gateway.store.layout import migrate_legacy_layout  # layout imports this module
-
     redis = ResilientRedis(
         settings.redis_url,
         timeout=max(settings.redis_timeout, call_timeout or 0.0),
@@ -184,7 +182,6 @@ async def open_redis(
     )
     try:
         await redis.connect()
-        await migrate_legacy_layout(redis)
         yield redis
     finally:
         await redis.aclose()

@@ -8,9 +8,6 @@ from pathlib import Path
 import pytest
 import redis
 
-from gateway.auth import redis_store as key_names
-from gateway.settings import Settings
-from gateway.store.redis import open_redis
 from tests.integration.redis_parts import CHECKS
 
 DOC = Path(__file__).parents[3] / "docs" / "redis.md"
@@ -36,11 +33,6 @@ async def test_every_part_runs_as_the_documented_user(redis_server, redis_url: s
     try:
         for check in CHECKS:
             await check(url)  # type: ignore[misc]
-        admin.sadd("vlgw:keys", "ab" * 32)  # a key store from before hash tags, moved as this user
-        admin.hset("vlgw:key:" + "ab" * 32, mapping={"name": "legacy"})
-        async with open_redis(Settings(_env_file=None, redis_url=url)) as store:  # type: ignore[call-arg]
-            assert store is not None
-        assert admin.exists(key_names.RECORD_PREFIX + "ab" * 32)
         assert admin.execute_command("ACL", "LOG") == []  # nothing was denied along the way
         with redis.Redis.from_url(url) as denied, pytest.raises(redis.exceptions.NoPermissionError):
             denied.set("other-app:key", "x")  # nothing outside vlgw:*
