@@ -1,4 +1,5 @@
-"""The gateway's ACL user in docs/redis.md is enough for every part that keeps state in Redis."""
+"""The gateway's ACL user in deploy/redis/users.acl (what compose and Kubernetes load) is enough for
+every part that keeps state in Redis."""
 
 from __future__ import annotations
 
@@ -10,16 +11,16 @@ import redis
 
 from tests.integration.redis_parts import CHECKS
 
-DOC = Path(__file__).parents[3] / "docs" / "redis.md"
+ACL_FILE = Path(__file__).parents[3] / "deploy" / "redis" / "users.acl"
 
 
 def documented_acl(secret: str) -> list[str]:
-    """The ``user ...`` line under ``<!-- acl -->`` in docs/redis.md, as ACL SETUSER arguments."""
-    block = re.search(r"<!-- acl -->\n```\n(user [^\n]+)\n```", DOC.read_text())
-    assert block is not None, "docs/redis.md lost its ACL line"
-    words = block.group(1).split()
-    assert words[:2] == ["user", "vlgw-gateway"] and ">SECRET" in words
-    return [f">{secret}" if w == ">SECRET" else w for w in words[2:]]
+    """The ``user gateway ...`` line of deploy/redis/users.acl, as ACL SETUSER arguments."""
+    line = re.search(r"^user gateway (.+)$", ACL_FILE.read_text(), re.MULTILINE)
+    assert line is not None, "deploy/redis/users.acl lost the gateway user"
+    words = line.group(1).split()
+    assert "#@GATEWAY_PASSWORD_SHA256@" in words
+    return [f">{secret}" if w == "#@GATEWAY_PASSWORD_SHA256@" else w for w in words]
 
 
 def grant(client: redis.Redis, secret: str) -> None:
