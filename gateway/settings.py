@@ -197,9 +197,9 @@ class Settings(BaseSettings):
     presets_file: Path | None = None  # None: the bundled presets
     presets_reload_seconds: float = Field(2.0, gt=0)
     precheck_default: bool = False
-    precheck_dark_threshold: float = Field(40.0, ge=0, le=255)
-    precheck_bright_threshold: float = Field(225.0, ge=0, le=255)
-    precheck_blur_threshold: float = Field(60.0, ge=0)
+    precheck_dark_threshold: float = Field(96.0, ge=0, le=255)  # brightest 1 % under: too dark
+    precheck_bright_threshold: float = Field(128.0, ge=0, le=255)  # darkest 1 % over: too bright
+    precheck_blur_threshold: float = Field(0.30, ge=0, le=1)  # edge steepness under: blurred
     precheck_min_side: int = Field(64, ge=1)
     feedback_store_images: bool = False
 

@@ -1,25 +1,48 @@
 """Image quality pre-check: refuse too dark, too bright, blurred or tiny photos before any GPU work.
 
-Cheap by design (about a millisecond for a phone photo, docs/precheck.md): JPEGs are decoded in
-draft mode (the DCT scales by 1/2..1/8 while decoding) straight to a small grayscale copy, whose
-mean luminance judges exposure and whose variance of the Laplacian judges focus. Thresholds come
-from ``GATEWAY_PRECHECK_*``; their defaults were measured with ``bench/precheck.py``.
+Built for real photographs (docs/precheck.md has the corpus, the confusion table and the reasons):
+
+* **Work copy.** JPEGs are decoded in draft mode (the DCT scales by 1/2..1/8 while decoding)
+  straight to grayscale, then box-reduced to at most ``WORK_SIDE`` px on the long side, so every
+  measure is relative to the picture, not to the camera's pixel count.
+* **Exposure from the histogram**, never the mean. Too dark: even the brightest 1 % of the
+  picture stays dim (no highlight anywhere). Too bright: even the darkest 1 % is lighter than
+  mid-grey (the shadows are gone: overexposed, washed out, glare). A receipt (white paper, dark
+  text), a product on white or a light-mode screenshot keeps its dark detail and passes; a night
+  sky keeps its stars and lamps and passes. The dark end is read on a copy where each pixel is the
+  darkest of its 2x2 block, so downscaling cannot wash thin printed text into grey.
+* **Focus from where the detail is.** The work copy is cut into tiles; in each tile with real
+  contrast, the largest step between neighbours over the tile's contrast range says how steep
+  its edges are (a crisp edge takes its whole range in a pixel or two, one blurred over w pixels
+  about 1/w of it), whatever the contrast. That is read per direction (across, down, both
+  diagonals) at the sharper tenth of the tiles, and the photo scores its blurrier direction: a
+  sharp subject on a soft background passes, a shake smears one direction and is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import math
 from dataclasses import dataclass
 from typing import Literal
 
-from PIL import Image, ImageFilter, ImageStat
+from PIL import Image, ImageChops, ImageFilter
 
 from gateway.errors import ImageQualityTooLow, ImageUndecodable
 from gateway.settings import Settings
 
-WORK_SIDE = 512  # long side of the grayscale copy the checks run on (see docs/precheck.md)
-LAPLACIAN = ImageFilter.Kernel((3, 3), (0, 1, 0, 1, -4, 1, 0, 1, 0), scale=1, offset=128)
+WORK_SIDE = 512  # long side of the grayscale copy the checks run on (docs/precheck.md: why 512)
+DRAFT_SLACK = 0.9  # a JPEG's work copy may be this much smaller when its DCT scaling lands there
+GRID = 8  # tiles per side for the focus measure (64 tiles of ~64x48 px on a 4:3 photo)
+# a tile says something about focus when its contrast is 15 % of the photo's range (shadows to
+# highlights, so a dim photo is judged like a bright one), and at least 8 grey levels (noise)
+TILE_RANGE_SHARE = 0.15
+MIN_TILE_RANGE = 8
+SHARP_RANK = 0.9  # the focus is read at the sharper tenth of the tiles, not at the single sharpest
+# neighbour steps: right, down and both diagonals (a straight shake blurs the one nearest to it)
+DIRECTIONS = ((1, 0), (0, 1), (1, 1), (-1, 1))
+LENGTHS = tuple(math.hypot(dx, dy) for dx, dy in DIRECTIONS)
 
 Reason = Literal["too_small", "too_dark", "too_bright", "blurry"]
 
@@ -33,12 +56,18 @@ HINTS: dict[Reason, str] = {
 
 @dataclass(frozen=True, slots=True)
 class QualityThresholds:
-    """Refuse when mean luminance < ``dark`` or > ``bright``, Laplacian variance < ``blur``, or
-    the shorter side < ``min_side`` pixels."""
+    """When a photo is refused (docs/precheck.md: how these were chosen).
 
-    dark: float = 40.0
-    bright: float = 225.0
-    blur: float = 60.0
+    * too dark: the 99th percentile of grey (0-255) is under ``dark``;
+    * too bright: the 1st percentile, thin dark strokes widened, is over ``bright``;
+    * blurry: the focus measure (0-1, ~0.4 / the edge blur's sigma in work-copy pixels) is
+      under ``blur``;
+    * too small: the shorter side as sent is under ``min_side`` px.
+    """
+
+    dark: float = 96.0
+    bright: float = 128.0
+    blur: float = 0.30
     min_side: int = 64
 
     @classmethod
@@ -53,12 +82,14 @@ class QualityThresholds:
 
 @dataclass(frozen=True, slots=True)
 class QualityMeasures:
-    """What the checks look at: source size, mean luminance (0-255), Laplacian variance."""
+    """What the checks look at: source size, grey levels (0-255) and focus (0-1)."""
 
     width: int
     height: int
-    luminance: float
-    sharpness: float
+    shadows: int  # 1st percentile, read with thin dark strokes widened
+    median: int  # not judged; bench/precheck.py prints it to explain a verdict
+    highlights: int  # 99th percentile
+    focus: float
 
 
 def measure(data: bytes) -> QualityMeasures:
@@ -66,33 +97,110 @@ def measure(data: bytes) -> QualityMeasures:
     try:
         with Image.open(io.BytesIO(data)) as img:
             width, height = img.size
-            img.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG only; a no-op for other formats
+            target = _work_size(width, height)
+            # JPEG only (a no-op for other formats): the largest DCT scaling that still leaves
+            # 90 % of the work size, so a 4000 px photo decodes at 1/8 (500 px), not 1/4
+            img.draft("L", (int(target[0] * DRAFT_SLACK), int(target[1] * DRAFT_SLACK)))
             gray = img.convert("L")
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageUndecodable(f"image could not be decoded for the quality check: {exc}") from None
-    gray.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BILINEAR)
-    luminance = ImageStat.Stat(gray).mean[0]
-    sharpness = ImageStat.Stat(gray.filter(LAPLACIAN)).var[0]
-    return QualityMeasures(width=width, height=height, luminance=luminance, sharpness=sharpness)
+    if max(gray.size) > WORK_SIDE:
+        gray = gray.resize(target, Image.Resampling.BOX)
+    hist = gray.histogram()
+    shadows = _percentile(_widen_dark(gray).histogram(), 0.01)
+    highlights = _percentile(hist, 0.99)
+    return QualityMeasures(
+        width=width,
+        height=height,
+        shadows=shadows,
+        median=_percentile(hist, 0.5),
+        highlights=highlights,
+        focus=_focus(gray, max(MIN_TILE_RANGE, TILE_RANGE_SHARE * (highlights - shadows))),
+    )
+
+
+def _widen_dark(gray: Image.Image) -> Image.Image:
+    """Each pixel as the darkest of its 2x2 block: a 1 px text stroke covers 4x the area."""
+    width, height = gray.size
+    if width < 2 or height < 2:
+        return gray
+    across = ImageChops.darker(gray.crop((0, 0, width - 1, height)), gray.crop((1, 0, width, height)))
+    return ImageChops.darker(across.crop((0, 0, width - 1, height - 1)), across.crop((0, 1, width - 1, height)))
+
+
+def _work_size(width: int, height: int) -> tuple[int, int]:
+    scale = min(1.0, WORK_SIDE / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _percentile(hist: list[int], share: float) -> int:
+    """The grey level under which ``share`` of the pixels lie."""
+    wanted = share * sum(hist)
+    seen = 0
+    for level, count in enumerate(hist):
+        seen += count
+        if seen >= wanted:
+            return level
+    return 255
+
+
+def _focus(gray: Image.Image, min_range: float) -> float:
+    """How steep the edges of the detailed tiles are in the blurrier direction (0 none, 1 crisp).
+
+    Per tile: the largest step between neighbours in a direction over the tile's contrast range
+    (a crisp edge steps its whole range in a pixel or two; a blurred one of width w in ~1/w of it).
+    Per direction, the tile at rank ``SHARP_RANK`` among those with real contrast (the sharper
+    tenth: a sharp subject on a soft background counts as sharp); the photo scores its blurrier
+    direction (a shake smears one direction and leaves the others crisp).
+    """
+    width, height = gray.size
+    if width < 2 * GRID + 2 or height < 2 * GRID + 2:
+        return 0.0
+    inner = (1, 1, width - 1, height - 1)
+    base = gray.crop(inner)
+    steps = [
+        ImageChops.difference(base, gray.crop((1 + dx, 1 + dy, width - 1 + dx, height - 1 + dy)))
+        for dx, dy in DIRECTIONS
+    ]
+    stack = Image.merge("RGBA", steps)  # one crop and one getextrema per tile for all directions
+    tiles: list[list[float]] = [[] for _ in DIRECTIONS]
+    cols, rows = base.size
+    for i in range(GRID):
+        for j in range(GRID):
+            box = (i * cols // GRID, j * rows // GRID, (i + 1) * cols // GRID, (j + 1) * rows // GRID)
+            low, high = base.crop(box).getextrema()
+            if high - low < min_range:
+                continue
+            extrema = stack.crop(box).getextrema()
+            for direction, (_, largest) in enumerate(extrema):
+                tiles[direction].append(largest / LENGTHS[direction] / (high - low))
+    if not tiles[0]:
+        return 0.0  # no tile with any contrast: a flat picture
+    scores = []
+    for values in tiles:
+        values.sort()
+        scores.append(values[min(len(values) - 1, int(len(values) * SHARP_RANK))])
+    return min(scores)
 
 
 def verdict(
     measures: QualityMeasures, thresholds: QualityThresholds, *, source_size: tuple[int, int] | None = None
 ) -> Reason | None:
-    """The first failed check (size, darkness, brightness, focus), or None when the image is fine.
+    """The first failed check (size, darkness, focus, brightness), or None when the image is fine.
 
-    Exposure is judged before focus: a dark or washed-out photo also has little contrast, and
-    "too dark" is the advice that fixes it.
+    Focus comes before brightness: blurring a receipt greys its text (its darkest 1 % rises)
+    while an overexposed photo keeps its edges, so "blurred" is the advice that fixes the former.
+    Darkness comes first: a photo without any highlight has too little contrast to judge focus.
     """
     width, height = source_size or (measures.width, measures.height)
     if min(width, height) < thresholds.min_side:
         return "too_small"
-    if measures.luminance < thresholds.dark:
+    if measures.highlights < thresholds.dark:
         return "too_dark"
-    if measures.luminance > thresholds.bright:
-        return "too_bright"
-    if measures.sharpness < thresholds.blur:
+    if measures.focus < thresholds.blur:
         return "blurry"
+    if measures.shadows > thresholds.bright:
+        return "too_bright"
     return None
 
 
