@@ -111,7 +111,12 @@ def receipt(seed: int) -> Image.Image:
     mono, big = font(size, mono=True), font(int(size * 1.5))
     ink = (rng.randrange(25, 70),) * 3
     margin, y = paper_w // 12, size * 2
-    draw.text((margin, y), rng.choice(("FAMILY MART", "全家便利店 FamilyMart", "CAFE ROMA", "SUPERMARKET 24")), ink, big)
+    draw.text(
+        (margin, y),
+        rng.choice(("FAMILY MART", "全家便利店 FamilyMart", "CAFE ROMA", "SUPERMARKET 24")),
+        ink,
+        big,
+    )
     y += size * 3
     items = ("Milk 1L", "Bread", "Coffee beans", "Apples 1kg", "Water x6", "Eggs 10", "Tea", "Rice 5kg")
     total = 0.0
@@ -166,11 +171,15 @@ def screenshot(seed: int) -> Image.Image:
     rng = random.Random(seed)
     width, height = rng.choice(((1170, 2532), (1080, 2400), (750, 1334)))
     dark = seed % 3 == 2
-    bg, card, ink, sub = ((0, 0, 0), (28, 28, 30), (255, 255, 255), (142, 142, 147)) if dark else (
-        (242, 242, 247),
-        (255, 255, 255),
-        (0, 0, 0),
-        (110, 110, 115),
+    bg, card, ink, sub = (
+        ((0, 0, 0), (28, 28, 30), (255, 255, 255), (142, 142, 147))
+        if dark
+        else (
+            (242, 242, 247),
+            (255, 255, 255),
+            (0, 0, 0),
+            (110, 110, 115),
+        )
     )
     img = Image.new("RGB", (width, height), bg)
     draw = ImageDraw.Draw(img)
@@ -183,8 +192,12 @@ def screenshot(seed: int) -> Image.Image:
         row = unit * 4
         draw.rounded_rectangle((unit, y, width - unit, y + row), radius=unit // 2, fill=card)
         draw.ellipse((unit * 2, y + unit, unit * 4, y + unit * 3), fill=accent)
-        draw.text((unit * 5, y + unit // 2), rng.choice(("Coffee beans", "Order #2931", "Delivered")), ink, body)
-        draw.text((unit * 5, y + unit * 2), f"{rng.randrange(1, 28)} Nov · ¥{rng.randrange(5, 500)}", sub, small)
+        draw.text(
+            (unit * 5, y + unit // 2), rng.choice(("Coffee beans", "Order #2931", "Delivered")), ink, body
+        )
+        draw.text(
+            (unit * 5, y + unit * 2), f"{rng.randrange(1, 28)} Nov · ¥{rng.randrange(5, 500)}", sub, small
+        )
         y += row + unit // 2
     draw.rectangle((0, height - unit * 4, width, height), fill=card)
     for i in range(4):
@@ -312,7 +325,10 @@ def judge(samples: list[Sample], thresholds: QualityThresholds) -> list[tuple[Sa
 
 def confusion(judged: list[tuple[Sample, QualityMeasures, str]]) -> list[str]:
     """A Markdown table: per (condition, kind), how many images got each verdict."""
-    rows = ["| condition | kind | images | " + " | ".join(VERDICTS) + " | right |", "|---" * (4 + len(VERDICTS)) + "|"]
+    rows = [
+        "| condition | kind | images | " + " | ".join(VERDICTS) + " | right |",
+        "|---" * (4 + len(VERDICTS)) + "|",
+    ]
     groups: dict[tuple[str, str], Counter[str]] = {}
     for sample, _, got in judged:
         groups.setdefault((sample.condition, sample.kind), Counter())[got] += 1
@@ -343,7 +359,10 @@ def cost(runs: int) -> list[str]:
     with Image.open(BIG_PHOTO) as img:
         intake = encode(img.resize((1322, 992), Image.Resampling.LANCZOS), quality=90)
     lines = []
-    for label, data in (("12 MP JPEG (4000x3000, 1.7 MB)", big), ("after intake (1322x992 JPEG q90)", intake)):
+    for label, data in (
+        ("12 MP JPEG (4000x3000, 1.7 MB)", big),
+        ("after intake (1322x992 JPEG q90)", intake),
+    ):
         measured, decoded = [], []
         for _ in range(runs):
             started = time.perf_counter()
@@ -354,7 +373,9 @@ def cost(runs: int) -> list[str]:
                 img.load()
             decoded.append(time.perf_counter() - started)
         m, d = statistics.median(measured) * 1000, statistics.median(decoded) * 1000
-        lines.append(f"{label}: measure() {m:.1f} ms, full decode {d:.1f} ms (ratio {m / d:.2f}), median of {runs}")
+        lines.append(
+            f"{label}: measure() {m:.1f} ms, full decode {d:.1f} ms (ratio {m / d:.2f}), median of {runs}"
+        )
     return lines
 
 
@@ -368,7 +389,11 @@ def main() -> None:
     parser.add_argument("--blur", type=float, default=defaults.blur)
     parser.add_argument("--min-side", type=int, default=defaults.min_side)
     parser.add_argument("--verbose", action="store_true", help="print the measures of every image")
+    parser.add_argument("--cost-only", action="store_true", help="only time measure() (no corpus)")
     args = parser.parse_args()
+    if args.cost_only:
+        print("\n".join(cost(args.runs)))
+        return
     thresholds = QualityThresholds(dark=args.dark, bright=args.bright, blur=args.blur, min_side=args.min_side)
 
     judged = judge(list(corpus(args.renders)), thresholds)
@@ -383,8 +408,8 @@ def main() -> None:
         print("\n" + ("every image:" if args.verbose else "judged wrong:"))
     for sample, m, got in shown:
         print(
-            f"  {sample.name:40s} {sample.condition:11s} -> {got:10s} shadows {m.shadows:3d} median {m.median:3d}"
-            f" highlights {m.highlights:3d} focus {m.focus:.2f}"
+            f"  {sample.name:40s} {sample.condition:11s} -> {got:10s} shadows {m.shadows:3d}"
+            f" median {m.median:3d} highlights {m.highlights:3d} focus {m.focus:.2f}"
         )
     print()
     print("\n".join(cost(args.runs)))

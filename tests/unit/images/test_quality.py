@@ -27,9 +27,12 @@ ROOT = Path(__file__).resolve().parents[3]
 PHOTOS = ROOT / "tests" / "data" / "photos"
 MOVING_CAMERA = "skimage-clock-motion.jpg"  # photographed while moving the camera
 CLEAN_PHOTOS = sorted(path for path in PHOTOS.glob("*.jpg") if path.name != MOVING_CAMERA)
-# What docs/precheck.md promises on bench/precheck.py's corpus (at least; measured figures there).
+# What docs/precheck.md promises on bench/precheck.py's corpus: refused shares per degradation,
+# a little under the measured ones (the renders' font differs where DejaVu is not installed).
 DEGRADED_REFUSED_MIN = 0.80
-REFUSED_MIN = {"blur_gauss": 0.97, "blur_motion": 0.90, "under": 1.0, "washed": 1.0, "over": 0.30}
+REFUSED_MIN = {"blur_gauss": 0.98, "blur_motion": 0.90, "under": 1.0, "washed": 1.0, "over": 0.25}
+# ...and refused with the expected reason, on the real photographs alone
+RIGHT_ON_PHOTOS_MIN = {"blur_gauss": 0.95, "blur_motion": 0.95, "under": 1.0, "washed": 1.0}
 
 
 def _bench() -> ModuleType:
@@ -142,7 +145,7 @@ def test_degraded_real_photos_are_refused_with_the_right_reason(condition: str) 
             got = _reason(_jpeg(bad))
             if got != bench.EXPECTED[condition]:
                 wrong.append(f"{path.name}~{condition}{index}: {got}")
-    assert 1 - len(wrong) / total >= REFUSED_MIN[condition], wrong
+    assert 1 - len(wrong) / total >= RIGHT_ON_PHOTOS_MIN[condition], wrong
 
 
 # --- the documented rates on the whole corpus ------------------------------------------------------
@@ -150,7 +153,7 @@ def test_degraded_real_photos_are_refused_with_the_right_reason(condition: str) 
 
 @pytest.fixture(scope="module")
 def judged() -> list[tuple[object, object, str]]:
-    return bench.judge(list(bench.corpus(renders=3)), QualityThresholds())  # type: ignore[no-any-return]
+    return bench.judge(list(bench.corpus()), QualityThresholds())  # type: ignore[no-any-return]
 
 
 @pytest.mark.slow
