@@ -410,6 +410,7 @@ def main() -> None:
         print(
             f"  {sample.name:40s} {sample.condition:11s} -> {got:10s} shadows {m.shadows:3d}"
             f" median {m.median:3d} highlights {m.highlights:3d} focus {m.focus:.2f}"
+            f" bright detail {m.bright_detail:4.1f} on {m.bright_detail_share:.2f}"
         )
     print()
     print("\n".join(cost(args.runs)))

@@ -7,10 +7,12 @@ Built for real photographs (docs/precheck.md has the corpus, the confusion table
   measure is relative to the picture, not to the camera's pixel count.
 * **Exposure from the histogram**, never the mean. Too dark: even the brightest 1 % of the
   picture stays dim (no highlight anywhere). Too bright: even the darkest 1 % is lighter than
-  mid-grey (the shadows are gone: overexposed, washed out, glare). A receipt (white paper, dark
-  text), a product on white or a light-mode screenshot keeps its dark detail and passes; a night
-  sky keeps its stars and lamps and passes. The dark end is read on a copy where each pixel is the
-  darkest of its 2x2 block, so downscaling cannot wash thin printed text into grey.
+  mid-grey (the shadows are gone: overexposed, washed out, glare), or when the bulk of it is
+  bright and textured (scene detail pushed into the highlights, shadows kept). A receipt (white
+  paper, dark text), a product on white or a light-mode screenshot keeps its dark detail and has
+  flat whites, and passes; a night sky keeps its stars and lamps and passes. The dark end is
+  read on a copy where each pixel is the darkest of its 2x2 block, so downscaling cannot wash
+  thin printed text into grey.
 * **Focus from where the detail is.** The work copy is cut into tiles; in each tile with real
   contrast, the largest step between neighbours over the tile's contrast range says how steep
   its edges are (a crisp edge takes its whole range in a pixel or two, one blurred over w pixels
@@ -25,9 +27,9 @@ import asyncio
 import io
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
-from PIL import Image, ImageChops, ImageFilter
+from PIL import Image, ImageChops
 
 from gateway.errors import ImageQualityTooLow, ImageUndecodable
 from gateway.settings import Settings
@@ -43,6 +45,13 @@ SHARP_RANK = 0.9  # the focus is read at the sharper tenth of the tiles, not at 
 # neighbour steps: right, down and both diagonals (a straight shake blurs the one nearest to it)
 DIRECTIONS = ((1, 0), (0, 1), (1, 1), (-1, 1))
 LENGTHS = tuple(math.hypot(dx, dy) for dx, dy in DIRECTIONS)
+# over-exposure that kept its shadows: median at or over BRIGHT_BULK (3/4 of white), and bright
+# neighbours (not both CLIPPED) differing by BRIGHT_TEXTURE grey levels on average over at least
+# BRIGHT_TEXTURE_SHARE of the picture (paper, studio white and UI stay under 2 levels)
+BRIGHT_BULK = 192
+CLIPPED = 250
+BRIGHT_TEXTURE = 3.0
+BRIGHT_TEXTURE_SHARE = 0.1
 
 Reason = Literal["too_small", "too_dark", "too_bright", "blurry"]
 
@@ -59,7 +68,8 @@ class QualityThresholds:
     """When a photo is refused (docs/precheck.md: how these were chosen).
 
     * too dark: the 99th percentile of grey (0-255) is under ``dark``;
-    * too bright: the 1st percentile, thin dark strokes widened, is over ``bright``;
+    * too bright: the 1st percentile, thin dark strokes widened, is over ``bright``, or the
+      scene is pushed into the highlights (``BRIGHT_BULK``, ``BRIGHT_TEXTURE``: not settings);
     * blurry: the focus measure (0-1, ~0.4 / the edge blur's sigma in work-copy pixels) is
       under ``blur``;
     * too small: the shorter side as sent is under ``min_side`` px.
@@ -87,8 +97,10 @@ class QualityMeasures:
     width: int
     height: int
     shadows: int  # 1st percentile, read with thin dark strokes widened
-    median: int  # not judged; bench/precheck.py prints it to explain a verdict
+    median: int
     highlights: int  # 99th percentile
+    bright_detail: float  # mean step between bright neighbours (both >= BRIGHT, not both clipped)
+    bright_detail_share: float  # share of the picture those neighbour pairs cover
     focus: float
 
 
@@ -115,6 +127,7 @@ def measure(data: bytes) -> QualityMeasures:
         shadows=shadows,
         median=_percentile(hist, 0.5),
         highlights=highlights,
+        **_bright_detail(gray),
         focus=_focus(gray, max(MIN_TILE_RANGE, TILE_RANGE_SHARE * (highlights - shadows))),
     )
 
@@ -125,7 +138,38 @@ def _widen_dark(gray: Image.Image) -> Image.Image:
     if width < 2 or height < 2:
         return gray
     across = ImageChops.darker(gray.crop((0, 0, width - 1, height)), gray.crop((1, 0, width, height)))
-    return ImageChops.darker(across.crop((0, 0, width - 1, height - 1)), across.crop((0, 1, width - 1, height)))
+    return ImageChops.darker(
+        across.crop((0, 0, width - 1, height - 1)), across.crop((0, 1, width - 1, height))
+    )
+
+
+def _bright_detail(gray: Image.Image) -> dict[str, float]:
+    """How much texture the bright part of the picture holds (paper, backgrounds, UI are flat).
+
+    Pairs of horizontal neighbours that are both bright, away from any darker pixel (so the
+    fringe of printed text does not count), and not both clipped: their mean step and their share.
+    """
+    width, height = gray.size
+    if width < 3 or height < 2:
+        return {"bright_detail": 0.0, "bright_detail_share": 0.0}
+    away = _widen_dark(gray)  # (width - 1) x (height - 1): darkest of each 2x2 block
+    left, right = gray.crop((0, 0, width - 2, height - 1)), gray.crop((1, 0, width - 1, height - 1))
+    bright = ImageChops.darker(
+        away.crop((0, 0, width - 2, height - 1)).point(_AT_LEAST_BRIGHT),
+        away.crop((1, 0, width - 1, height - 1)).point(_AT_LEAST_BRIGHT),
+    )
+    clipped = ImageChops.darker(left.point(_CLIPPED), right.point(_CLIPPED))
+    pairs = ImageChops.subtract(bright, clipped)
+    steps = ImageChops.difference(left, right).histogram(mask=pairs)
+    count = sum(steps)
+    if count == 0:
+        return {"bright_detail": 0.0, "bright_detail_share": 0.0}
+    mean = sum(level * n for level, n in enumerate(steps)) / count
+    return {"bright_detail": mean, "bright_detail_share": count / (width * height)}
+
+
+_AT_LEAST_BRIGHT = [255 if level >= BRIGHT_BULK else 0 for level in range(256)]
+_CLIPPED = [255 if level >= CLIPPED else 0 for level in range(256)]
 
 
 def _work_size(width: int, height: int) -> tuple[int, int]:
@@ -168,15 +212,15 @@ def _focus(gray: Image.Image, min_range: float) -> float:
     for i in range(GRID):
         for j in range(GRID):
             box = (i * cols // GRID, j * rows // GRID, (i + 1) * cols // GRID, (j + 1) * rows // GRID)
-            low, high = base.crop(box).getextrema()
+            low, high = cast(tuple[int, int], base.crop(box).getextrema())
             if high - low < min_range:
                 continue
-            extrema = stack.crop(box).getextrema()
+            extrema = cast(tuple[tuple[int, int], ...], stack.crop(box).getextrema())
             for direction, (_, largest) in enumerate(extrema):
                 tiles[direction].append(largest / LENGTHS[direction] / (high - low))
     if not tiles[0]:
         return 0.0  # no tile with any contrast: a flat picture
-    scores = []
+    scores: list[float] = []
     for values in tiles:
         values.sort()
         scores.append(values[min(len(values) - 1, int(len(values) * SHARP_RANK))])
@@ -199,9 +243,22 @@ def verdict(
         return "too_dark"
     if measures.focus < thresholds.blur:
         return "blurry"
-    if measures.shadows > thresholds.bright:
+    if measures.shadows > thresholds.bright or _scene_pushed_into_highlights(measures):
         return "too_bright"
     return None
+
+
+def _scene_pushed_into_highlights(measures: QualityMeasures) -> bool:
+    """Over-exposure that kept its shadows: the bulk is bright and much of it is textured.
+
+    Paper, studio backgrounds and app UI are bright but flat (steps of 1-2 grey levels between
+    bright neighbours); grass, fur or skin pushed into the highlights keeps its texture there.
+    """
+    return (
+        measures.median >= BRIGHT_BULK
+        and measures.bright_detail >= BRIGHT_TEXTURE
+        and measures.bright_detail_share >= BRIGHT_TEXTURE_SHARE
+    )
 
 
 def check_quality(
