@@ -99,7 +99,7 @@ class QualityMeasures:
     shadows: int  # 1st percentile, read with thin dark strokes widened
     median: int
     highlights: int  # 99th percentile
-    bright_detail: float  # mean step between bright neighbours (both >= BRIGHT, not both clipped)
+    bright_detail: float  # mean step between bright neighbours (0 when the median is under BRIGHT_BULK)
     bright_detail_share: float  # share of the picture those neighbour pairs cover
     focus: float
 
@@ -120,14 +120,15 @@ def measure(data: bytes) -> QualityMeasures:
         gray = gray.resize(target, Image.Resampling.BOX)
     hist = gray.histogram()
     shadows = _percentile(_widen_dark(gray).histogram(), 0.01)
+    median = _percentile(hist, 0.5)
     highlights = _percentile(hist, 0.99)
     return QualityMeasures(
         width=width,
         height=height,
         shadows=shadows,
-        median=_percentile(hist, 0.5),
+        median=median,
         highlights=highlights,
-        **_bright_detail(gray),
+        **(_bright_detail(gray) if median >= BRIGHT_BULK else _NO_BRIGHT_DETAIL),
         focus=_focus(gray, max(MIN_TILE_RANGE, TILE_RANGE_SHARE * (highlights - shadows))),
     )
 
@@ -151,7 +152,7 @@ def _bright_detail(gray: Image.Image) -> dict[str, float]:
     """
     width, height = gray.size
     if width < 3 or height < 2:
-        return {"bright_detail": 0.0, "bright_detail_share": 0.0}
+        return _NO_BRIGHT_DETAIL
     away = _widen_dark(gray)  # (width - 1) x (height - 1): darkest of each 2x2 block
     left, right = gray.crop((0, 0, width - 2, height - 1)), gray.crop((1, 0, width - 1, height - 1))
     bright = ImageChops.darker(
@@ -163,11 +164,12 @@ def _bright_detail(gray: Image.Image) -> dict[str, float]:
     steps = ImageChops.difference(left, right).histogram(mask=pairs)
     count = sum(steps)
     if count == 0:
-        return {"bright_detail": 0.0, "bright_detail_share": 0.0}
+        return _NO_BRIGHT_DETAIL
     mean = sum(level * n for level, n in enumerate(steps)) / count
     return {"bright_detail": mean, "bright_detail_share": count / (width * height)}
 
 
+_NO_BRIGHT_DETAIL = {"bright_detail": 0.0, "bright_detail_share": 0.0}  # not measured when dimmer
 _AT_LEAST_BRIGHT = [255 if level >= BRIGHT_BULK else 0 for level in range(256)]
 _CLIPPED = [255 if level >= CLIPPED else 0 for level in range(256)]
 
