@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
+import sys
 import time
+from pathlib import Path
 
 import pytest
+from PIL import ImageFilter
 
 from gateway.presets import BUNDLED_PRESETS, load_presets
 from tests.images import bare_b64, photo_jpeg
-from tests.integration.conftest import emulator_requests
+from tests.integration.conftest import emulator_requests, emulator_stats
 
 PHOTO = bare_b64(photo_jpeg(640, 480, seed=21))
 SHIPPED = list(load_presets(BUNDLED_PRESETS).values())
@@ -30,6 +34,33 @@ def test_shipped_preset_end_to_end(gateway, emulator, preset) -> None:
     assert body["max_tokens"] == (preset.max_tokens or gateway.settings.default_max_tokens)
     if preset.temperature is not None:
         assert body["temperature"] == preset.temperature
+
+
+def _precheck_bench():
+    """bench/precheck.py, whose receipt renders (a real font, paper ~245 or clipped) the test sends."""
+    path = Path(__file__).resolve().parents[2] / "bench" / "precheck.py"
+    spec = importlib.util.spec_from_file_location("bench_precheck", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_precheck"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_receipt_preset_prechecks_a_photographed_receipt(gateway, emulator) -> None:
+    """`receipt` turns the pre-check on: clean receipts are answered (the old mean-luminance check
+    refused them as too bright), a blurred one is refused with 40009 before any upstream call."""
+    bench = _precheck_bench()
+    for seed in (1, 2):  # paper filling the frame at ~245, and paper the phone clipped to 255
+        receipt = bench.receipt(seed)
+        response = gateway.ask({"image": bare_b64(bench.encode(receipt)), "preset": "receipt"})
+        assert response.status_code == 200 and response.json()["code"] == 0, response.text
+    blurred = receipt.filter(ImageFilter.GaussianBlur(max(receipt.size) * 0.006))
+    before = emulator_stats(emulator)["chat_requests"]
+    refused = gateway.ask({"image": bare_b64(bench.encode(blurred)), "preset": "receipt"})
+    assert refused.status_code == 400 and refused.json()["code"] == 40009, refused.text
+    assert refused.json()["reason"] == "blurry"
+    assert emulator_stats(emulator)["chat_requests"] == before
 
 
 def test_preset_caps_max_tokens(gateway) -> None:
