@@ -12,8 +12,9 @@ The corpus (deterministic, the same on every run):
   (light- and dark-mode app screens, PNG) and ``night`` (a dark street with lit windows and lamps);
 * each clean image degraded: Gaussian blur (sigma 0.5 % and 1 % of the long side), motion blur
   (2 % and 4 % of the long side, at an angle), under-exposure (-4 EV in linear light, and
-  ImageEnhance brightness x0.25), over-exposure (+2.5 EV, brightness x2.5) and washed out (60 %
-  haze toward white). skimage's ``clock_motion`` is a real motion-blurred photograph.
+  ImageEnhance brightness x0.25), over-exposure (+2.5 EV, brightness x2.5), washed out (60 %
+  haze toward white) and flat (ImageEnhance contrast x0.15). skimage's ``clock_motion`` is a
+  real motion-blurred photograph.
 
 Prints one row per (condition, kind) with how many images were judged ok / too_dark / too_bright /
 blurry / too_small, the refusal rates, the measures of the closest calls, and the cost of
@@ -38,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from PIL import Image, ImageChops, ImageDraw, ImageEnhance, ImageFilter, ImageFont
+from PIL import Image, ImageChops, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageStat
 
 from gateway.images.quality import QualityMeasures, QualityThresholds, measure, verdict
 
@@ -55,10 +56,7 @@ class Sample:
     kind: str  # photo, receipt, product, screenshot, night
     condition: str  # clean or a degradation (see DEGRADATIONS)
     data: bytes
-
-    @property
-    def expected(self) -> str:
-        return "ok" if self.condition == "clean" else EXPECTED[self.condition]
+    expected: str = "ok"  # the verdict it should get
 
 
 # --- the clean images ----------------------------------------------------------------------------
@@ -275,6 +273,7 @@ DEGRADATIONS: dict[str, Callable[[Image.Image, random.Random], list[Image.Image]
     "under": lambda img, rng: [_linear_exposure(img, -4), ImageEnhance.Brightness(img).enhance(0.25)],
     "over": lambda img, rng: [_linear_exposure(img, 2.5), ImageEnhance.Brightness(img).enhance(2.5)],
     "washed": lambda img, rng: [_haze(img, 0.6)],
+    "flat": lambda img, rng: [ImageEnhance.Contrast(img).enhance(0.15)],
 }
 EXPECTED = {
     "blur_gauss": "blurry",
@@ -283,6 +282,14 @@ EXPECTED = {
     "over": "too_bright",
     "washed": "too_bright",
 }
+
+
+def expected_reason(condition: str, img: Image.Image) -> str:
+    """What a degraded image should be refused as: a picture flattened around a light mean is
+    washed out (too bright), around a dark one too dark; the others by EXPECTED."""
+    if condition == "flat":
+        return "too_bright" if ImageStat.Stat(img.convert("L")).mean[0] >= 128 else "too_dark"
+    return EXPECTED[condition]
 
 
 def clean_images(renders: int = 6) -> Iterator[tuple[str, str, Image.Image]]:
@@ -302,14 +309,15 @@ def clean_images(renders: int = 6) -> Iterator[tuple[str, str, Image.Image]]:
 def corpus(renders: int = 6) -> Iterator[Sample]:
     """Every clean image (as a JPEG; screenshots as PNG) and its degraded versions."""
     for name in REAL_DEGRADED:
-        yield Sample(name, "photo", REAL_DEGRADED[name], (PHOTOS / name).read_bytes())
+        yield Sample(name, "photo", REAL_DEGRADED[name], (PHOTOS / name).read_bytes(), "blurry")
     for name, kind, img in clean_images(renders):
         fmt = "PNG" if kind == "screenshot" else "JPEG"
         yield Sample(name, kind, "clean", encode(img, fmt))
         rng = random.Random(name)
         for condition, degrade in DEGRADATIONS.items():
+            expected = expected_reason(condition, img)
             for index, bad in enumerate(degrade(img, rng)):
-                yield Sample(f"{name}~{condition}{index}", kind, condition, encode(bad, fmt))
+                yield Sample(f"{name}~{condition}{index}", kind, condition, encode(bad, fmt), expected)
 
 
 # --- report ---------------------------------------------------------------------------------------
@@ -331,14 +339,15 @@ def confusion(judged: list[tuple[Sample, QualityMeasures, str]]) -> list[str]:
     ]
     groups: dict[tuple[str, str], Counter[str]] = {}
     for sample, _, got in judged:
-        groups.setdefault((sample.condition, sample.kind), Counter())[got] += 1
+        counts = groups.setdefault((sample.condition, sample.kind), Counter())
+        counts[got] += 1
+        counts["right"] += got == sample.expected
     order = ["clean", *DEGRADATIONS]
     for condition, kind in sorted(groups, key=lambda key: (order.index(key[0]), KINDS.index(key[1]))):
         counts = groups[condition, kind]
-        expected = "ok" if condition == "clean" else EXPECTED[condition]
-        total = sum(counts.values())
+        total = sum(counts[v] for v in VERDICTS)
         cells = " | ".join(str(counts[v]) for v in VERDICTS)
-        rows.append(f"| {condition} | {kind} | {total} | {cells} | {counts[expected]}/{total} |")
+        rows.append(f"| {condition} | {kind} | {total} | {cells} | {counts['right']}/{total} |")
     return rows
 
 

@@ -48,6 +48,9 @@ LENGTHS = tuple(math.hypot(dx, dy) for dx, dy in DIRECTIONS)
 # over-exposure that kept its shadows: median at or over BRIGHT_BULK (3/4 of white), and bright
 # neighbours (not both CLIPPED) differing by BRIGHT_TEXTURE grey levels on average over at least
 # BRIGHT_TEXTURE_SHARE of the picture (paper, studio white and UI stay under 2 levels)
+# a picture whose darkest and brightest 1 % are less than a fifth of the grey scale apart is flat
+# (fog or glare on the lens, or dim): real photographs of the corpus span 113 or more
+FLAT_RANGE = 48
 BRIGHT_BULK = 192
 CLIPPED = 250
 BRIGHT_TEXTURE = 3.0
@@ -245,6 +248,8 @@ def verdict(
         return "too_dark"
     if measures.focus < thresholds.blur:
         return "blurry"
+    if measures.highlights - measures.shadows < FLAT_RANGE:
+        return "too_bright" if measures.median >= 128 else "too_dark"  # washed out, or dim and flat
     if measures.shadows > thresholds.bright or _scene_pushed_into_highlights(measures):
         return "too_bright"
     return None
