@@ -45,12 +45,12 @@ SHARP_RANK = 0.9  # the focus is read at the sharper tenth of the tiles, not at 
 # neighbour steps: right, down and both diagonals (a straight shake blurs the one nearest to it)
 DIRECTIONS = ((1, 0), (0, 1), (1, 1), (-1, 1))
 LENGTHS = tuple(math.hypot(dx, dy) for dx, dy in DIRECTIONS)
-# over-exposure that kept its shadows: median at or over BRIGHT_BULK (3/4 of white), and bright
-# neighbours (not both CLIPPED) differing by BRIGHT_TEXTURE grey levels on average over at least
-# BRIGHT_TEXTURE_SHARE of the picture (paper, studio white and UI stay under 2 levels)
 # a picture whose darkest and brightest 1 % are less than a fifth of the grey scale apart is flat
 # (fog or glare on the lens, or dim): real photographs of the corpus span 113 or more
 FLAT_RANGE = 48
+# over-exposure that kept its shadows: median at or over BRIGHT_BULK (3/4 of white), and bright
+# neighbours (not both CLIPPED) differing by BRIGHT_TEXTURE grey levels on average over at least
+# BRIGHT_TEXTURE_SHARE of the picture (paper, studio white and UI stay under 2 levels)
 BRIGHT_BULK = 192
 CLIPPED = 250
 BRIGHT_TEXTURE = 3.0
@@ -73,6 +73,7 @@ class QualityThresholds:
     * too dark: the 99th percentile of grey (0-255) is under ``dark``;
     * too bright: the 1st percentile, thin dark strokes widened, is over ``bright``, or the
       scene is pushed into the highlights (``BRIGHT_BULK``, ``BRIGHT_TEXTURE``: not settings);
+    * too bright or too dark (by the median): flat, 1st to 99th percentile under ``FLAT_RANGE``;
     * blurry: the focus measure (0-1, ~0.4 / the edge blur's sigma in work-copy pixels) is
       under ``blur``;
     * too small: the shorter side as sent is under ``min_side`` px.
@@ -122,16 +123,21 @@ def measure(data: bytes) -> QualityMeasures:
     if max(gray.size) > WORK_SIDE:
         gray = gray.resize(target, Image.Resampling.BOX)
     hist = gray.histogram()
-    shadows = _percentile(_widen_dark(gray).histogram(), 0.01)
+    darkest = _widen_dark(gray)
+    shadows = _percentile(darkest.histogram(), 0.01)
     median = _percentile(hist, 0.5)
     highlights = _percentile(hist, 0.99)
+    bright_detail, bright_detail_share = (
+        _bright_detail(gray, darkest) if median >= BRIGHT_BULK else (0.0, 0.0)
+    )
     return QualityMeasures(
         width=width,
         height=height,
         shadows=shadows,
         median=median,
         highlights=highlights,
-        **(_bright_detail(gray) if median >= BRIGHT_BULK else _NO_BRIGHT_DETAIL),
+        bright_detail=bright_detail,
+        bright_detail_share=bright_detail_share,
         focus=_focus(gray, max(MIN_TILE_RANGE, TILE_RANGE_SHARE * (highlights - shadows))),
     )
 
@@ -147,32 +153,31 @@ def _widen_dark(gray: Image.Image) -> Image.Image:
     )
 
 
-def _bright_detail(gray: Image.Image) -> dict[str, float]:
+def _bright_detail(gray: Image.Image, darkest: Image.Image) -> tuple[float, float]:
     """How much texture the bright part of the picture holds (paper, backgrounds, UI are flat).
 
     Pairs of horizontal neighbours that are both bright, away from any darker pixel (so the
-    fringe of printed text does not count), and not both clipped: their mean step and their share.
+    fringe of printed text does not count: ``darkest`` is :func:`_widen_dark`'s copy), and not both
+    clipped: their mean step and the share of the picture they cover.
     """
     width, height = gray.size
     if width < 3 or height < 2:
-        return _NO_BRIGHT_DETAIL
-    away = _widen_dark(gray)  # (width - 1) x (height - 1): darkest of each 2x2 block
+        return 0.0, 0.0
     left, right = gray.crop((0, 0, width - 2, height - 1)), gray.crop((1, 0, width - 1, height - 1))
     bright = ImageChops.darker(
-        away.crop((0, 0, width - 2, height - 1)).point(_AT_LEAST_BRIGHT),
-        away.crop((1, 0, width - 1, height - 1)).point(_AT_LEAST_BRIGHT),
+        darkest.crop((0, 0, width - 2, height - 1)).point(_AT_LEAST_BRIGHT),
+        darkest.crop((1, 0, width - 1, height - 1)).point(_AT_LEAST_BRIGHT),
     )
     clipped = ImageChops.darker(left.point(_CLIPPED), right.point(_CLIPPED))
     pairs = ImageChops.subtract(bright, clipped)
     steps = ImageChops.difference(left, right).histogram(mask=pairs)
     count = sum(steps)
     if count == 0:
-        return _NO_BRIGHT_DETAIL
+        return 0.0, 0.0
     mean = sum(level * n for level, n in enumerate(steps)) / count
-    return {"bright_detail": mean, "bright_detail_share": count / (width * height)}
+    return mean, count / (width * height)
 
 
-_NO_BRIGHT_DETAIL = {"bright_detail": 0.0, "bright_detail_share": 0.0}  # not measured when dimmer
 _AT_LEAST_BRIGHT = [255 if level >= BRIGHT_BULK else 0 for level in range(256)]
 _CLIPPED = [255 if level >= CLIPPED else 0 for level in range(256)]
 

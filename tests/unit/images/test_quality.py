@@ -223,7 +223,7 @@ def test_source_size_counts_for_an_image_intake_upscaled() -> None:
 
 def test_thresholds_come_from_settings() -> None:
     settings = Settings(_env_file=None, precheck_dark_threshold=1, precheck_blur_threshold=0)  # type: ignore[call-arg]
-    dark = _jpeg(ImageEnhance.Brightness(_photo()).enhance(0.1))
+    dark = _jpeg(ImageEnhance.Brightness(_photo()).enhance(0.3))  # dim, but not flat
     assert _reason(dark) == "too_dark"
     check_quality(dark, QualityThresholds.from_settings(settings))  # 1 is darker than any photo
 
