@@ -231,7 +231,7 @@ def test_thresholds_come_from_settings() -> None:
 def test_flat_colour_is_blurry_and_garbage_is_undecodable() -> None:
     with pytest.raises(ImageQualityTooLow) as caught:
         check_quality(png_bytes(400, 300, (120, 120, 120)), QualityThresholds())
-    assert caught.value.extra["reason"] == "blurry"
+    assert caught.value.reason == "blurry"
     with pytest.raises(ImageUndecodable):
         check_quality(b"not an image", QualityThresholds())
 
