@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 import os
 import tempfile
+from typing import Any
 
 import structlog
 import uvicorn
@@ -20,16 +22,36 @@ def prepare_multiprocess_metrics(settings: Settings) -> None:
 
 
 def start_metrics_port(settings: Settings) -> None:
-    """Serve ``/metrics`` on its own port (``GATEWAY_METRICS_PORT``) from a thread of this process."""
+    """Serve ``/metrics`` on its own port (``GATEWAY_METRICS_PORT``) from a thread of this process,
+    behind ``GATEWAY_METRICS_TOKEN`` like the main port's ``/metrics``."""
     if settings.metrics_port is None:
         return
-    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app, multiprocess
 
     registry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    start_http_server(settings.metrics_port, addr=settings.host, registry=registry)
+    metrics_app = make_wsgi_app(registry)
+    token = settings.metrics_token.get_secret_value().encode() if settings.metrics_token else None
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        if token is not None:
+            presented = environ.get("HTTP_AUTHORIZATION", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(presented.encode(), token):
+                start_response("401 Unauthorized", [("Content-Type", "application/json")])
+                return [b'{"code": 40101, "message": "metrics need the operator\'s bearer token"}']
+        return metrics_app(environ, start_response)
+
+    class _Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return  # no access lines on stderr: scrapes are counted, not logged
+
+    server = make_server(settings.host, settings.metrics_port, app, handler_class=_Quiet)
+    threading.Thread(target=server.serve_forever, name="metrics-port", daemon=True).start()
 
 
 def serve(settings: Settings) -> None:

@@ -544,12 +544,10 @@ def test_every_dashboard_query_returns_series(stack: Stack) -> None:
     assert "live-test-metrics-token" not in stack.gateway.output()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GATEWAY_METRICS_PORT serves prometheus_client's start_http_server (gateway/ops/server.py), "
-    "which does not check GATEWAY_METRICS_TOKEN; only /metrics on the main port does. The metrics "
-    "port relies on network isolation until the gateway checks the token there too.",
-)
 def test_the_metrics_port_requires_the_token(stack: Stack) -> None:
     metrics_url = f"http://127.0.0.1:{stack.metrics_port}/metrics"
     assert httpx.get(metrics_url, timeout=5).status_code == 401
+    wrong = httpx.get(metrics_url, headers={"Authorization": "Bearer nope"}, timeout=5)
+    assert wrong.status_code == 401 and wrong.json()["code"] == 40101
+    token = {"Authorization": "Bearer live-test-metrics-token"}
+    assert "gateway_requests_total" in httpx.get(metrics_url, headers=token, timeout=5).text
