@@ -159,8 +159,15 @@ class Settings(BaseSettings):
     image_fetch_timeout: float = Field(5.0, gt=0)
     image_fetch_max_redirects: int = Field(3, ge=0, le=10)
     image_jpeg_quality: int = Field(90, ge=50, le=100)
-    image_workers: int = Field(2, ge=1)
-    image_max_concurrent: int = Field(16, ge=1)
+    image_workers: int = Field(2, ge=1)  # decode worker processes
+    image_max_concurrent: int = Field(16, ge=1)  # URL fetches at once, all keys
+    image_fetch_per_key: int = Field(4, ge=1)  # URL fetches at once for one key
+    image_wait_timeout: float = Field(5.0, gt=0)  # longest wait for a decoder or decode memory
+    image_decode_memory: int = Field(256 * 1024 * 1024, ge=16 * 1024 * 1024)  # all decodes at once
+    image_decode_max_memory: int = Field(192 * 1024 * 1024, ge=16 * 1024 * 1024)  # one decode
+    image_decode_cpu_seconds: float = Field(1.0, gt=0)  # one decode's CPU, then it is killed
+    image_decode_wall_seconds: float = Field(5.0, gt=0)  # one decode's wall time (a busy machine)
+    image_worker_recycle_bytes: int = Field(160 * 1024 * 1024, ge=32 * 1024 * 1024)  # RSS to retire a worker
 
     # --- video intake (docs/video.md) ------------------------------------------------------
     video_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)  # one encoded clip
@@ -261,6 +268,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 "GATEWAY_VIDEO_MAX_DURATION x GATEWAY_VIDEO_SAMPLE_FPS is above GATEWAY_VIDEO_MAX_FRAMES"
             )
+        if self.image_decode_max_memory > self.image_decode_memory:
+            raise ValueError("GATEWAY_IMAGE_DECODE_MAX_MEMORY is above GATEWAY_IMAGE_DECODE_MEMORY")
         return self
 
 

@@ -35,6 +35,10 @@ class ContainerError(ValueError):
         self.reason = reason
 
 
+class ContainerLimit(ContainerError):
+    """Well-formed, but over a work limit no real camera or editor reaches (41301, not 40002)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Parsed:
     """What the container says, and the bytes to send on if no decode is needed."""
@@ -46,6 +50,12 @@ class Parsed:
     data: bytes  # metadata stripped, first frame only; ``is`` the input when nothing was cut
     needs_decode: bool = False  # only a decoder can produce a clean first frame (animated WebP, HEIF)
     has_alpha: bool = False
+    # What decoding costs beyond the output pixels (budget.py): a progressive JPEG's full-size
+    # coefficient buffer, libwebp's two canvases. Known from the headers, before any decode.
+    decoder_bytes: int = 0
+    progressive: bool = False  # JPEG only: draft mode cannot skip the full-size coefficients
+    scans: int = 0  # JPEG only: scans in the file (progressive ones repeat the whole-image work)
+    frames: int = 1  # animated formats: frames in the file (only the first is ever decoded)
 
 
 def sniff(data: bytes) -> Format:

@@ -5,7 +5,12 @@ address is not public, and the connection made to the checked address itself, wi
 ``Host`` header and TLS SNI (certificates are verified against the host name), so a DNS answer
 that changes between check and connect (rebinding) cannot redirect it. Redirects are followed by
 hand, each hop checked again. The body is streamed under a byte cap whatever Content-Length
-says, under one deadline for the whole fetch, DNS and redirects included.
+says, under one deadline for the whole fetch, DNS and redirects included (and, from the intake,
+the wait for a fetch slot).
+
+Foreign errors stop here: every httpx error, an overlong URL, a malformed or non-IDNA
+``Location`` (httpx parses it even when not following redirects) becomes 40003 (the URL or
+where it leads is malformed) or 40004 (the fetch failed); none escapes as a 500.
 """
 
 from __future__ import annotations
@@ -85,15 +90,26 @@ class Fetcher:
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
 
-    async def fetch(self, url: str) -> bytes:
-        """The body of ``url``: 40003 when refused, 40004 when it fails, 41301 when too big."""
+    async def fetch(self, url: str, *, deadline: float | None = None) -> bytes:
+        """The body of ``url``: 40003 when refused, 40004 when it fails, 41301 when too big.
+
+        ``deadline`` (event-loop time) ends the fetch; by default ``timeout`` from now.
+        """
         started = time.perf_counter()
+        if deadline is None:
+            deadline = asyncio.get_running_loop().time() + self.timeout
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout_at(deadline):
                 return await self._fetch(url)
         except TimeoutError:
             raise refuse(
                 ImageFetchFailed, f"{self.media} URL timed out after {self.timeout:g}s", "timeout"
+            ) from None
+        except (httpx.InvalidURL, UnicodeError):  # anything the hops below did not name
+            raise refuse(ImageURLRefused, f"{self.media} URL is malformed", "malformed") from None
+        except (httpx.HTTPError, httpx.StreamError, OSError) as exc:  # TimeoutError: caught above
+            raise refuse(
+                ImageFetchFailed, f"{self.media} URL fetch failed ({type(exc).__name__})", "network"
             ) from None
         finally:
             IMAGE_FETCH_DURATION.observe(time.perf_counter() - started)
@@ -137,11 +153,19 @@ class Fetcher:
         extensions = {"sni_hostname": target.host} if target.scheme == "https" and not target.literal else {}
         failure = "could not connect"
         for address in addresses:
-            request = self.http.build_request(
-                "GET", target.url_for(address), headers=headers, extensions=extensions
-            )
+            try:
+                request = self.http.build_request(
+                    "GET", target.url_for(address), headers=headers, extensions=extensions
+                )
+            except httpx.InvalidURL as exc:
+                raise refuse(ImageURLRefused, f"{self.media} URL is malformed: {exc}", "malformed") from None
             try:
                 return await self.http.send(request, stream=True, follow_redirects=False)
+            except (httpx.InvalidURL, UnicodeError):
+                # httpx parses a redirect's Location even when not following it.
+                raise refuse(
+                    ImageURLRefused, f"{self.media} URL redirected to a malformed URL", "malformed"
+                ) from None
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 failure = f"could not connect ({type(exc).__name__})"
             except httpx.TimeoutException:
@@ -166,8 +190,10 @@ class Fetcher:
         base = httpx.URL(self._current_url(response))
         try:
             return str(base.join(location))
-        except (httpx.InvalidURL, ValueError):
-            raise refuse(ImageURLRefused, f"{self.media} URL redirected to a malformed URL", "host") from None
+        except (httpx.InvalidURL, ValueError):  # UnicodeError (IDNA) is a ValueError
+            raise refuse(
+                ImageURLRefused, f"{self.media} URL redirected to a malformed URL", "malformed"
+            ) from None
 
     @staticmethod
     def _current_url(response: httpx.Response) -> str:

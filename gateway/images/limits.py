@@ -14,9 +14,11 @@ E = TypeVar("E", bound=GatewayError)
 
 # Reasons, by contract code.
 #   40002 undecodable: "base64", "format", "truncated", "corrupt"
-#   40003 url refused: "scheme", "credentials", "port", "host", "address"
+#   40003 url refused: "scheme", "credentials", "port", "host", "address", "malformed"
 #   40004 fetch failed: "dns", "connect", "status", "timeout", "content_type", "redirects", "network"
-#   40005: "count"    41301: "bytes", "pixels"    40006: "context"
+#   40005: "count"    40006: "context"
+#   41301: "bytes", "pixels", "scans", "frames" (work limits), "memory", "work" (CPU deadline)
+#   50301: "busy" (no decoder or decode memory free before the deadline)
 
 
 def refuse(cls: type[E], message: str, reason: str) -> E:
@@ -56,3 +58,9 @@ def check_pixels(width: int, height: int, max_pixels: int, max_side: int) -> Non
             f"image is {width}x{height} = {width * height} pixels; at most {max_pixels} allowed",
             "pixels",
         )
+
+
+# Work limits no real camera, phone or editor reaches (docs/security.md). A file over one is
+# refused from the byte walk, before any decode.
+MAX_JPEG_SCANS = 32  # phones write ~10 scans, libjpeg's progressive script 10, mozjpeg <= ~12
+MAX_ANIMATION_FRAMES = 1_000  # WebP ANMF chunks; only the first frame is decoded anyway

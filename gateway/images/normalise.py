@@ -16,6 +16,7 @@ only rotated or cut to its first frame; else (every resized image, screenshots i
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 
@@ -23,8 +24,8 @@ import pillow_heif
 from PIL import Image
 
 from gateway.errors import ImageUndecodable, PayloadTooLarge
-from gateway.images import gif, jpeg, png, webp
-from gateway.images.containers import MIME, ContainerError, Format, Parsed, sniff
+from gateway.images import gif, heif, jpeg, png, webp
+from gateway.images.containers import MIME, ContainerError, ContainerLimit, Format, Parsed, sniff
 from gateway.images.geometry import AspectRatioError, exceeds_budget, smart_resize
 from gateway.images.limits import check_pixels, refuse
 
@@ -83,33 +84,40 @@ def parse(data: bytes) -> Parsed:
         return gif.parse(data)
     if fmt == "WEBP":
         return webp.parse(data)
-    return Parsed("HEIF", 0, 0, 1, data, needs_decode=True)
+    return heif.parse(data)
 
 
-def passthrough_parse(data: bytes, limits: Limits) -> Parsed | None:
-    """The parsed container when normalising needs no pixel work (a passthrough), else None.
-
-    A passthrough is a header parse, a container walk and a hash: tens of microseconds,
-    cheaper inline than in the thread pool. Malformed input answers None, so the full check
-    (and its error) runs in the pool.
-    """
+def checked_parse(data: bytes, limits: Limits) -> Parsed:
+    """``parse``, its errors as the contract's (40002, 41301), and the pixel limits on the header."""
     try:
         parsed = parse(data)
-    except ContainerError:
-        return None
+    except ContainerLimit as exc:
+        raise refuse(PayloadTooLarge, f"image is over a work limit: {exc}", exc.reason) from None
+    except ContainerError as exc:
+        raise refuse(ImageUndecodable, f"image is not decodable: {exc}", exc.reason) from None
+    if parsed.width:  # before any decoder sees it: a bomb is refused on its header alone
+        check_pixels(parsed.width, parsed.height, limits.max_pixels, limits.max_side)
+    return parsed
+
+
+def is_passthrough(parsed: Parsed, limits: Limits) -> bool:
+    """Whether normalising needs no pixel work: a header parse, a walk and a hash (microseconds)."""
     if parsed.needs_decode or parsed.orientation != 1 or not parsed.width:
-        return None
-    return None if exceeds_budget(parsed.height, parsed.width, limits.pixel_budget) else parsed
+        return False
+    return not exceeds_budget(parsed.height, parsed.width, limits.pixel_budget)
+
+
+def decode(data: bytes, limits: Limits, parsed: Parsed) -> tuple[Normalised, str]:
+    """``normalise`` and the sha256 of its output: the job a decode worker runs (pool.py)."""
+    result = normalise(data, limits, parsed)
+    return result, hashlib.sha256(result.data).hexdigest()
 
 
 def normalise(data: bytes, limits: Limits, parsed: Parsed | None = None) -> Normalised:
     """Validate and normalise one encoded image: 40002 if undecodable, 41301 if over a limit."""
     if parsed is None:
-        try:
-            parsed = parse(data)
-        except ContainerError as exc:
-            raise refuse(ImageUndecodable, f"image is not decodable: {exc}", exc.reason) from None
-    if parsed.width:  # before Pillow sees it: a bomb is refused on its header alone
+        parsed = checked_parse(data, limits)
+    elif parsed.width:
         check_pixels(parsed.width, parsed.height, limits.max_pixels, limits.max_side)
     try:
         with Image.open(io.BytesIO(parsed.data), formats=[parsed.format]) as image:

@@ -28,6 +28,9 @@ from gateway.images.addresses import (
 from gateway.images.limits import refuse
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# Longer is refused (40003): far above any real image URL (signed CDN URLs run to ~2 KB) and
+# below what servers and httpx accept (httpx: 64 KB).
+MAX_URL_LENGTH = 8192
 # Control characters, space and backslash: browsers, curl and Python disagree on them.
 _UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
 
@@ -83,6 +86,12 @@ class UrlPolicy:
 
     def check(self, url: str) -> Target:
         """A Target for ``url``, or ImageURLRefused (40003) saying which rule it broke."""
+        if len(url) > MAX_URL_LENGTH:
+            raise refuse(
+                ImageURLRefused,
+                f"{self.media} URL is {len(url)} characters; at most {MAX_URL_LENGTH}",
+                "malformed",
+            )
         if _UNSAFE.search(url):
             raise refuse(
                 ImageURLRefused, f"{self.media} URL contains spaces, control characters or '\\'", "host"
@@ -96,7 +105,7 @@ class UrlPolicy:
             parts = urlsplit(url)
             explicit_port = parts.port
         except ValueError as exc:
-            raise refuse(ImageURLRefused, f"{self.media} URL is malformed: {exc}", "host") from None
+            raise refuse(ImageURLRefused, f"{self.media} URL is malformed: {exc}", "malformed") from None
         if "@" in parts.netloc:
             raise refuse(
                 ImageURLRefused, f"{self.media} URL must not carry credentials (user@host)", "credentials"

@@ -3,11 +3,18 @@
 The RIFF size must fit the data (a shorter file is truncated); bytes after it are cut. ``EXIF``
 and ``XMP `` chunks are dropped and their VP8X flags cleared. An animated WebP needs a decoder
 to extract its first frame, so it is marked ``needs_decode``.
+
+Pillow decodes every WebP, still or animated, through libwebp's ``WebPAnimDecoder``, which keeps
+two RGBA buffers of the whole canvas (the frame being drawn and the previous one) and hands
+Pillow a third copy: ``decoder_bytes`` counts them, so a few hundred bytes declaring a
+7000 x 7000 canvas are priced at their ~590 MB before anything is decoded. More than
+``MAX_ANIMATION_FRAMES`` frames is refused; only the first frame is ever decoded.
 """
 
 from __future__ import annotations
 
-from gateway.images.containers import ContainerError, Parsed, exif_orientation
+from gateway.images.containers import ContainerError, ContainerLimit, Parsed, exif_orientation
+from gateway.images.limits import MAX_ANIMATION_FRAMES
 
 _DROP = frozenset({b"EXIF", b"XMP "})
 _FLAG_ALPHA = 0x10
@@ -28,6 +35,7 @@ def parse(data: bytes) -> Parsed:
     orientation = 1
     dropped = False
     has_alpha = False
+    frames = 0
     pos = 12
     first = True
     while pos < riff_end:
@@ -42,7 +50,11 @@ def parse(data: bytes) -> Parsed:
         if first:
             width, height, flags, has_alpha = _header(kind, bytes(payload[:10]))
             first = False
-        if kind == b"EXIF":
+        if kind == b"ANMF":
+            frames += 1
+            if frames > MAX_ANIMATION_FRAMES:
+                raise ContainerLimit(f"WebP has more than {MAX_ANIMATION_FRAMES} frames", "frames")
+        elif kind == b"EXIF":
             orientation = exif_orientation(payload)
         if kind in _DROP:
             dropped = True
@@ -52,15 +64,27 @@ def parse(data: bytes) -> Parsed:
     if first:
         raise ContainerError("WebP has no image chunk")
     animated = bool(flags & _FLAG_ANIMATION)
-    if not dropped and riff_end == len(data):
-        return Parsed("WEBP", width, height, orientation, data, needs_decode=animated, has_alpha=has_alpha)
-    if bytes(chunks[0][:4]) == b"VP8X":
-        vp8x = bytearray(chunks[0])
-        vp8x[8] &= ~(_FLAG_EXIF | _FLAG_XMP) & 0xFF
-        chunks[0] = memoryview(bytes(vp8x))
-    body = b"".join(chunks)
-    out = b"".join((b"RIFF", (len(body) + 4).to_bytes(4, "little"), b"WEBP", body))
-    return Parsed("WEBP", width, height, orientation, out, needs_decode=animated, has_alpha=has_alpha)
+    if animated and not frames:
+        raise ContainerError("animated WebP has no frame")
+    out = data
+    if dropped or riff_end != len(data):
+        if bytes(chunks[0][:4]) == b"VP8X":
+            vp8x = bytearray(chunks[0])
+            vp8x[8] &= ~(_FLAG_EXIF | _FLAG_XMP) & 0xFF
+            chunks[0] = memoryview(bytes(vp8x))
+        body = b"".join(chunks)
+        out = b"".join((b"RIFF", (len(body) + 4).to_bytes(4, "little"), b"WEBP", body))
+    return Parsed(
+        "WEBP",
+        width,
+        height,
+        orientation,
+        out,
+        needs_decode=animated,
+        has_alpha=has_alpha,
+        decoder_bytes=3 * 4 * width * height,
+        frames=max(frames, 1),
+    )
 
 
 def _header(kind: bytes, head: bytes) -> tuple[int, int, int, bool]:
