@@ -245,12 +245,14 @@ class DecodePool:
         return [worker.pid for worker in self._all]
 
     async def aclose(self) -> None:
-        """Stop every worker; jobs still running are killed."""
+        """Stop every worker; jobs still running are killed (they answer 40002), none is orphaned."""
         self._closed = True
-        for task in list(self._tasks):
-            task.cancel()
-        workers = list(self._all)
-        self._all.clear()
-        self._idle.clear()
-        await asyncio.gather(*(w.stop(kill=True) for w in workers), return_exceptions=True)
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        while self._all or self._tasks:
+            workers = list(self._all)
+            self._all.clear()
+            self._idle.clear()
+            # Killing a worker ends its job's wait; a worker being started sees ``_closed`` and
+            # stops itself: nothing is cancelled half-way through starting or reaping a process.
+            await asyncio.gather(
+                *(w.stop(kill=True) for w in workers), *list(self._tasks), return_exceptions=True
+            )
