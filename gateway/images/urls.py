@@ -159,7 +159,11 @@ def _parse_host(raw: str, *, bracketed: bool) -> tuple[str, IPAddress | None]:
     v4 = parse_ipv4(host)
     if v4 is not None:
         return str(v4), v4
-    return normalise_hostname(host), None
+    name = normalise_hostname(host)
+    # IDNA folds unicode full stops and enclosed digits to ASCII ("127。0。0。1", "①②⑦.⓪.⓪.①"):
+    # what comes out numeric is an address literal, never a name for DNS.
+    v4 = parse_ipv4(name)
+    return (str(v4), v4) if v4 is not None else (name, None)
 
 
 def _routable(address: IPAddress) -> bool:

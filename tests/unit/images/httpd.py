@@ -126,3 +126,24 @@ def stall(delay: float) -> Handler:
         await asyncio.sleep(delay)
 
     return handle
+
+
+def raw(data: bytes) -> Handler:
+    """A handler writing ``data`` as the whole response, however malformed."""
+
+    async def handle(writer: asyncio.StreamWriter) -> None:
+        writer.write(data)
+
+    return handle
+
+
+def endless(content_type: str = "image/jpeg", chunk: bytes = b"\xff" * 65536) -> Handler:
+    """A 200 whose body never ends (no length, as fast as the client reads)."""
+
+    async def handle(writer: asyncio.StreamWriter) -> None:
+        writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n\r\n".encode())
+        for _ in range(100_000):  # bounded: 6.5 GB, far past any cap
+            writer.write(chunk)
+            await writer.drain()
+
+    return handle
