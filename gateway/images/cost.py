@@ -2,14 +2,14 @@
 
 The estimate is an upper bound of the peak, in bytes, of ``normalise`` on this image:
 
-    overhead + decoder buffers + 2 x decoded pixels x 4 + 2 x output pixels x 4 + 2 x encoded bytes
+    overhead + decoder buffers + 3 x decoded pixels x 4 + 2 x output pixels x 4 + 2 x encoded bytes
 
 - *decoder buffers* (``Parsed.decoder_bytes``, from the format module): a multi-scan JPEG's
   whole-image coefficient buffer (64 16-bit values per 8x8 block, even in draft mode); libwebp's
   canvases; libheif's planes;
 - *decoded pixels*: the stored size, or for a JPEG the draft size (libjpeg scales by 1/2, 1/4 or
-  1/8 while decoding, the largest that stays above the target); x4 bytes (RGBA, CMYK) and x2 for
-  a converted or reduced copy;
+  1/8 while decoding, the largest that stays above the target); 4 bytes each (Pillow keeps RGB
+  as 4 bytes too), three times: the decoded image, a mode-converted copy, the reduced one;
 - *output pixels*: the size ``smart_resize`` gives (the resize result and its encoded copy);
 - *encoded bytes*: the input and the container walk's stripped copy.
 
@@ -24,6 +24,7 @@ from gateway.images.normalise import Limits
 
 OVERHEAD = 4 * 1024 * 1024  # Pillow's and the codec's fixed allocations
 BYTES_PER_PIXEL = 4
+DECODED_COPIES = 3
 _DRAFT_SCALES = (8, 4, 2)
 
 
@@ -49,7 +50,7 @@ def decode_memory(parsed: Parsed, encoded: int, limits: Limits) -> int:
     return (
         OVERHEAD
         + parsed.decoder_bytes
-        + 2 * BYTES_PER_PIXEL * decoded
+        + DECODED_COPIES * BYTES_PER_PIXEL * decoded
         + 2 * BYTES_PER_PIXEL * output
         + 2 * encoded
     )

@@ -182,7 +182,9 @@ def _output_mode(image: Image.Image) -> Image.Image:
     if mode.startswith("I") or mode == "F":  # 16/32-bit greyscale: scale, don't clip
         return image.convert("I").point(lambda value: value * (1 / 256)).convert("L")
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        alpha = rgba.getchannel("A").getextrema()
+        # No copy when already RGBA, and the alpha extrema read in place: a copy of a large
+        # image is 4 bytes a pixel more at the peak (cost.py counts on at most three copies).
+        rgba = image if mode == "RGBA" else image.convert("RGBA")
+        alpha = rgba.getextrema()[-1]  # per band for a multi-band image: the last is A
         return rgba if alpha != (255, 255) else rgba.convert("RGB")
     return image.convert("RGB")
