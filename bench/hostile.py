@@ -196,16 +196,72 @@ def part_a(items: list[tuple[str, str, bytes]]) -> list[dict[str, Any]]:
     return rows
 
 
-def tree_rss(pid: int) -> int:
-    """RSS of a process and its children (the decode workers), in bytes."""
-    total = 0
+def hop_overhead(runs: int) -> list[dict[str, Any]]:
+    """What moving a decode into a worker process costs, against decoding in this process."""
+    from gateway.images.normalise import decode
+    from gateway.images.pool import DecodePool
+
+    rotated = factory.photo(1024, 768, exif=factory.exif_with(6), quality=85)  # a ~200 KB phone photo
+    cases = [("200 KB photo, EXIF-rotated", rotated), ("12 MP photo", photo_jpeg(4032, 3024, quality=90))]
+
+    async def run() -> list[dict[str, Any]]:
+        pool = DecodePool(1, memory_budget=256 * MB, cpu_limit=5, wall_limit=30, recycle_rss=1 << 40)
+        rows = []
+        try:
+            for name, data in cases:
+                parsed = checked_parse(data, LIMITS)
+                memory = decode_memory(parsed, len(data), LIMITS)
+                inline, wall, parent = [], [], []
+                for _ in range(runs):
+                    started = time.perf_counter()
+                    decode(parsed.data, LIMITS, parsed)
+                    inline.append(time.perf_counter() - started)
+                    started, cpu = time.perf_counter(), time.process_time()
+                    deadline = asyncio.get_running_loop().time() + 30
+                    await pool.run("bench", parsed.data, LIMITS, parsed, memory=memory, deadline=deadline)
+                    wall.append(time.perf_counter() - started)
+                    parent.append(time.process_time() - cpu)
+                rows.append(
+                    {
+                        "image": name,
+                        "bytes": len(data),
+                        "in_process_ms": round(statistics.median(inline) * 1000, 2),
+                        "worker_ms": round(statistics.median(wall) * 1000, 2),
+                        "hop_ms": round((statistics.median(wall) - statistics.median(inline)) * 1000, 2),
+                        "gateway_cpu_ms": round(statistics.median(parent) * 1000, 3),
+                    }
+                )
+        finally:
+            await pool.aclose()
+        return rows
+
+    rows = asyncio.run(run())
+    print(f"\nprocess hop (medians of {runs}; passthrough photos never take it):")
+    head = f"{'in-process ms':>14} {'worker ms':>10} {'hop ms':>7} {'gateway cpu ms':>15}"
+    print(f"  {'image':28} {'bytes':>10} {head}")
+    for r in rows:
+        print(
+            f"  {r['image']:28} {r['bytes']:>10,} {r['in_process_ms']:>14} {r['worker_ms']:>10} "
+            f"{r['hop_ms']:>7} {r['gateway_cpu_ms']:>15}"
+        )
+    return rows
+
+
+def rss_by_process(pid: int) -> list[int]:
+    """RSS of a process, then of each of its children (the decode workers), in bytes."""
     pids = [pid]
     with contextlib.suppress(OSError):
         pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    sizes = []
     for one in pids:
         with contextlib.suppress(OSError, ValueError, IndexError):
-            total += int(Path(f"/proc/{one}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    return total
+            sizes.append(int(Path(f"/proc/{one}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
+    return sizes
+
+
+def tree_rss(pid: int) -> int:
+    """RSS of a process and its children together, in bytes."""
+    return sum(rss_by_process(pid))
 
 
 @contextlib.contextmanager
@@ -328,12 +384,13 @@ def part_b(items: list[tuple[str, str, bytes]], args: argparse.Namespace) -> dic
         with stack(env) as running:
             url, pid = running.gateway_url, running.gateway_pid
             flood_key, victim_key = make_key(running.tmp, "flood"), make_key(running.tmp, "victim")
-            # Warm: an ordinary photo, and one that needs a decode (the workers start).
-            asyncio.run(
-                post_all(url, running.key, [photo, base64.b64encode(photo_jpeg(3000, 2000)).decode()])
-            )
+            # Warm: ordinary photos, and ones that need a decode (every worker starts and works).
+            decoded = base64.b64encode(photo_jpeg(3000, 2000)).decode()
+            for _ in range(3):
+                asyncio.run(post_all(url, running.key, [photo, decoded, decoded]))
             time.sleep(2)
             warm = tree_rss(pid)
+            warm_split = rss_by_process(pid)
             burst = (accepted * 8)[: args.bombs]
             with sampling(pid) as samples:
                 codes = asyncio.run(post_all(url, running.key, burst))
@@ -341,8 +398,11 @@ def part_b(items: list[tuple[str, str, bytes]], args: argparse.Namespace) -> dic
             hostile = asyncio.run(post_all(url, running.key, refused + accepted))
             time.sleep(args.settle)
             settled = tree_rss(pid)
+            settled_split = rss_by_process(pid)
             result["rss"] = {
                 "warm_mb": round(warm / MB, 1),
+                "warm_by_process_mb": [round(v / MB, 1) for v in warm_split],
+                "after_by_process_mb": [round(v / MB, 1) for v in settled_split],
                 "bombs_peak_mb": round(peak / MB, 1),
                 "bombs_growth_mb": round((peak - warm) / MB, 1),
                 "settle_s": args.settle,
@@ -383,9 +443,11 @@ def part_b(items: list[tuple[str, str, bytes]], args: argparse.Namespace) -> dic
     rss, fl = result["rss"], result["flood"]
     print("\nagainst vlgw serve (gateway + decode workers):")
     print(f"  warm RSS                         {rss['warm_mb']:8.1f} MB")
+    print(f"                                   by process {rss['warm_by_process_mb']}")
     print(f"  {args.bombs} concurrent bombs, peak growth   {rss['bombs_growth_mb']:8.1f} MB   (goal < 300)")
     after = rss["after_vs_warm_mb"]
     print(f"  {args.settle:g} s after the hostile burst      {after:+8.1f} MB vs warm (goal within 50)")
+    print(f"                                   by process {rss['after_by_process_mb']}")
     print(f"  responses >= 500                 {rss['responses_5xx']:8d}")
     print(f"  victim photo p50/p99 unloaded    {fl['unloaded_p50_ms']:8.2f} / {fl['unloaded_p99_ms']:.2f} ms")
     loaded = f"{fl['loaded_p50_ms']:8.2f} / {fl['loaded_p99_ms']:.2f} ms"
@@ -402,15 +464,19 @@ def main() -> None:
     parser.add_argument("--bombs", type=int, default=8, help="decode bombs sent at once")
     parser.add_argument("--flood", type=int, default=24, help="slow image URLs kept open by one key")
     parser.add_argument("--victim", type=int, default=40, help="photos the other key sends")
+    parser.add_argument("--runs", type=int, default=21, help="runs per image for the process-hop figures")
     parser.add_argument("--quick", action="store_true", help="smaller candidates (4000 px start, not 8000)")
     parser.add_argument("--skip-serve", action="store_true", help="part A only")
+    parser.add_argument("--skip-per-image", action="store_true", help="part B only")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args()
     items = corpus(args.quick)
     report: dict[str, Any] = {
         "settings": {k: v for k, v in SETTINGS.model_dump().items() if k.startswith("image_")}
     }
-    report["per_image"] = part_a(items)
+    if not args.skip_per_image:
+        report["per_image"] = part_a(items)
+        report["hop"] = hop_overhead(args.runs)
     if not args.skip_serve:
         report.update(part_b(items, args))
     if args.out:

@@ -162,7 +162,7 @@ class Settings(BaseSettings):
     image_workers: int = Field(2, ge=1)  # decode worker processes
     image_max_concurrent: int = Field(16, ge=1)  # URL fetches at once, all keys
     image_fetch_per_key: int = Field(4, ge=1)  # URL fetches at once for one key
-    image_wait_timeout: float = Field(5.0, gt=0)  # longest wait for a decoder or decode memory
+    image_wait_timeout: float = Field(15.0, gt=0)  # longest wait for a decoder or decode memory
     image_decode_memory: int = Field(256 * 1024 * 1024, ge=16 * 1024 * 1024)  # all decodes at once
     image_decode_max_memory: int = Field(192 * 1024 * 1024, ge=16 * 1024 * 1024)  # one decode
     image_decode_cpu_seconds: float = Field(1.0, gt=0)  # one decode's CPU, then it is killed

@@ -47,8 +47,9 @@ from gateway.settings import Settings
 
 # Inputs this small are walked on the event loop (microseconds); larger ones in a thread.
 INLINE_MAX_BYTES = 2 * 1024 * 1024
-# After an image this large, free heap is handed back to the system (at most once a second).
+# After an image this large, free heap is handed back to the system, TRIM_DELAY seconds later.
 TRIM_AFTER_BYTES = 4 * 1024 * 1024
+TRIM_DELAY = 2.0
 ANONYMOUS = ""
 
 
@@ -89,7 +90,7 @@ class ImageIntake:
             recycle_rss=settings.image_worker_recycle_bytes,
         )
         self._fetch_slots = FairSlots(settings.image_max_concurrent, settings.image_fetch_per_key)
-        self._trimmed_at = 0.0
+        self._trim_pending = False
         policy = UrlPolicy(
             allow_private=settings.image_allow_private_urls,
             allowlist=settings.image_url_allowlist,
@@ -163,6 +164,14 @@ class ImageIntake:
             text = ref.text
             data = decode_base64(text)
         check_encoded_size(len(data), self.settings.image_max_bytes)
+        try:
+            return await self._prepare_bytes(data, text, ref.source, limits, owner, waits)
+        finally:
+            self._trim_after(len(data))
+
+    async def _prepare_bytes(
+        self, data: bytes, text: str | None, source: Source, limits: Limits, owner: str, waits: Waits
+    ) -> PreparedImage:
         loop = asyncio.get_running_loop()
         inline = len(data) <= INLINE_MAX_BYTES
         if inline:
@@ -171,10 +180,8 @@ class ImageIntake:
             parsed = await loop.run_in_executor(self._walker, checked_parse, data, limits)
         if is_passthrough(parsed, limits):
             if inline:
-                return self.process(data, text, ref.source, limits, parsed)
-            return await loop.run_in_executor(
-                self._walker, self.process, data, text, ref.source, limits, parsed
-            )
+                return self.process(data, text, source, limits, parsed)
+            return await loop.run_in_executor(self._walker, self.process, data, text, source, limits, parsed)
         memory = decode_memory(parsed, len(data), limits)
         if memory > self.settings.image_decode_max_memory:
             raise refuse(
@@ -183,11 +190,8 @@ class ImageIntake:
                 f"{self.settings.image_decode_max_memory >> 20} MiB allowed per image",
                 "memory",
             )
-        try:
-            result, digest = await self._decode(owner, data, limits, parsed, memory, waits.decode)
-        finally:
-            self._trim_after(len(data))
-        return self._finish(len(data), text, ref.source, result, digest)
+        result, digest = await self._decode(owner, data, limits, parsed, memory, waits.decode)
+        return self._finish(len(data), text, source, result, digest)
 
     async def _fetch(self, url: str, owner: str, deadline: float) -> bytes:
         try:
@@ -220,10 +224,19 @@ class ImageIntake:
             budget.release(memory)
 
     def _trim_after(self, size: int) -> None:
-        now = time.monotonic()
-        if size >= TRIM_AFTER_BYTES and now - self._trimmed_at >= 1.0:
-            self._trimmed_at = now
-            trim()
+        """Hand freed heap back to the system a little after a large image (glibc keeps it).
+
+        Delayed by ``TRIM_DELAY`` so the request body and its copies are gone by then; one
+        pending trim covers every large image that ends before it runs.
+        """
+        if size < TRIM_AFTER_BYTES or self._trim_pending:
+            return
+        self._trim_pending = True
+        asyncio.get_running_loop().call_later(TRIM_DELAY, self._trim_now)
+
+    def _trim_now(self) -> None:
+        self._trim_pending = False
+        trim()
 
     def process(
         self, data: bytes, text: str | None, source: Source, limits: Limits, parsed: Parsed | None = None

@@ -18,7 +18,9 @@ retired and replaced, so a burst of large decodes leaves no memory behind.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import dataclasses
 import os
 import pickle
 import sys
@@ -33,7 +35,7 @@ from gateway.images.fair import ByteBudget, FairSlots
 from gateway.images.limits import refuse
 from gateway.images.memory import cpu_seconds
 from gateway.images.normalise import Limits, Normalised
-from gateway.images.worker import HEADER, Reply, frame
+from gateway.images.worker import HEADER, Reply, frame, header
 
 # The errors a worker may name in a reply; anything else reads as undecodable.
 ERRORS: dict[str, type[GatewayError]] = {cls.__name__: cls for cls in (ImageUndecodable, PayloadTooLarge)}
@@ -42,6 +44,7 @@ _REPLY = msgspec.msgpack.Decoder(Reply)
 # file per worker pid (the worker records no metrics; the gateway does).
 _DROPPED_ENV = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
 _POLL_FLOOR = 0.02
+_PIECE = 1 << 20
 
 
 def busy(what: str) -> ServiceUnavailable:
@@ -60,10 +63,18 @@ class Worker:
     def pid(self) -> int:
         return self.process.pid
 
-    async def send(self, payload: bytes) -> None:
+    async def send(self, meta: bytes, data: bytes) -> None:
+        """Both frames of a job; the image bytes in 1 MiB pieces, so the pipe transport never
+        buffers a second whole copy of them."""
         assert self.process.stdin is not None
-        self.process.stdin.write(frame(payload))
-        await self.process.stdin.drain()
+        stdin = self.process.stdin
+        stdin.write(frame(meta))
+        stdin.write(header(data))
+        view = memoryview(data)
+        for start in range(0, len(data), _PIECE):
+            stdin.write(view[start : start + _PIECE])
+            await stdin.drain()
+        await stdin.drain()
 
     async def receive(self) -> Reply:
         assert self.process.stdout is not None
@@ -109,9 +120,12 @@ class DecodePool:
         self.killed = 0  # jobs abandoned past their deadline (tests, bench)
         self.retired = 0  # workers replaced because they stayed large
         self._idle: list[Worker] = []
+        self._waiting: collections.deque[asyncio.Future[Worker]] = collections.deque()
+        self._starting = 0
         self._all: set[Worker] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self._started = False
 
     async def run(
         self, owner: str, data: bytes, limits: Limits, parsed: Parsed, *, memory: int, deadline: float
@@ -130,24 +144,28 @@ class DecodePool:
             if isinstance(exc, TimeoutError):
                 raise busy("image decode memory is in use by other requests") from None
             raise
-        payload = pickle.dumps((data, limits, parsed), protocol=pickle.HIGHEST_PROTOCOL)
-        job = self._spawn_task(self._job(owner, payload, memory))
+        if not self._started:
+            self._started = True
+            for _ in range(self.size - 1):  # the others start now, in the background
+                self._spawn_task(self._prestart())
+        meta = pickle.dumps((limits, dataclasses.replace(parsed, data=b"")), protocol=pickle.HIGHEST_PROTOCOL)
+        job = self._spawn_task(self._job(owner, meta, data, memory))
         result: tuple[Normalised, str] = await asyncio.shield(job)  # a gone caller leaves it to the pool
         return result
 
-    async def _job(self, owner: str, payload: bytes, memory: int) -> tuple[Normalised, str]:
+    async def _job(self, owner: str, meta: bytes, data: bytes, memory: int) -> tuple[Normalised, str]:
         try:
             worker = await self._checkout()
-            return await self._supervise(worker, payload)
+            return await self._supervise(worker, meta, data)
         finally:
             self.memory.release(memory)
             self.slots.release(owner)
 
-    async def _supervise(self, worker: Worker, payload: bytes) -> tuple[Normalised, str]:
+    async def _supervise(self, worker: Worker, meta: bytes, data: bytes) -> tuple[Normalised, str]:
         reply: asyncio.Future[Reply] | None = None
         try:
-            await worker.send(payload)
             reply = asyncio.ensure_future(worker.receive())
+            await worker.send(meta, data)
             started_cpu = worker.cpu()
             wall_end = time.monotonic() + self.wall_limit
             while True:
@@ -168,29 +186,48 @@ class DecodePool:
             raise refuse(
                 ImageUndecodable, "image is not decodable (the decoder crashed)", "corrupt"
             ) from None
-        except BaseException:
+        finally:
             if reply is not None and not reply.done():
                 reply.cancel()
-            raise
         worker.jobs += 1
         if outcome.rss > self.recycle_rss or self._closed:
             self.retired += 1
             self._retire(worker, kill=False)
         else:
-            self._idle.append(worker)
+            self._release(worker)
         if outcome.result is not None:
             return outcome.result, outcome.digest
         raise refuse(ERRORS.get(outcome.error, ImageUndecodable), outcome.message, outcome.reason)
 
     async def _checkout(self) -> Worker:
-        """An idle live worker, or a new one (an idle worker may have died, e.g. OOM-killed)."""
-        while self._idle:
-            worker = self._idle.pop()
+        """An idle live worker, a new one while fewer than ``size`` exist, or the next to be free.
+
+        Jobs never outnumber ``size`` (the slots), so a job finding none idle while ``size``
+        exist or are starting gets the one being started. An idle worker may have died (the
+        OOM killer): it is dropped.
+        """
+        while True:
+            if self._idle:
+                worker = self._idle.pop()
+            elif len(self._all) + self._starting < self.size:
+                return await self._start_worker()
+            else:
+                waiter: asyncio.Future[Worker] = asyncio.get_running_loop().create_future()
+                self._waiting.append(waiter)
+                worker = await waiter
             if worker.process.returncode is None:
                 return worker
             self._all.discard(worker)
             await worker.stop(kill=True)
-        return await self._start_worker()
+
+    def _release(self, worker: Worker) -> None:
+        """A worker is free: to the job waiting longest, else to the idle list."""
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(worker)
+                return
+        self._idle.append(worker)
 
     def _abandon(self, worker: Worker) -> GatewayError:
         self.killed += 1
@@ -208,20 +245,24 @@ class DecodePool:
             self._spawn_task(self._prestart())
 
     async def _prestart(self) -> None:
-        """Start a replacement before it is needed: the next job skips the ~0.1 s start."""
-        if len(self._all) < self.size:
-            self._idle.append(await self._start_worker())
+        """Start a worker before it is needed (all of them on first use, and replacements)."""
+        if len(self._all) + self._starting < self.size:
+            self._release(await self._start_worker())
 
     async def _start_worker(self) -> Worker:
         env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "gateway.images.worker",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            env=env,
-        )
+        self._starting += 1
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "gateway.images.worker",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                env=env,
+            )
+        finally:
+            self._starting -= 1
         worker = Worker(process)
         self._all.add(worker)
         if self._closed:
@@ -247,6 +288,10 @@ class DecodePool:
     async def aclose(self) -> None:
         """Stop every worker; jobs still running are killed (they answer 40002), none is orphaned."""
         self._closed = True
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_exception(busy("the image decoders are shutting down"))
         while self._all or self._tasks:
             workers = list(self._all)
             self._all.clear()

@@ -1,7 +1,9 @@
 """A decode worker process: ``python -m gateway.images.worker``, driven by ``pool.DecodePool``.
 
 It reads jobs from stdin and writes replies to stdout, each a frame: an 8-byte big-endian
-length and a payload. A job, from the gateway, is a pickle of ``normalise.decode``'s arguments.
+length and a payload. A job, from the gateway, is two frames: a pickle of ``normalise.decode``'s
+arguments without the image bytes (``limits``, ``parsed`` with empty ``data``), then the bytes
+themselves, raw, so the gateway never holds a second copy of a 12 MB image to send it.
 A reply is a ``Reply`` in msgpack, never a pickle: the worker handles hostile bytes, and a
 decoder bug it hits must not become code run by the gateway when the gateway reads the reply.
 After a job the worker hands freed heap back to the system (``malloc_trim``) and reports its
@@ -13,6 +15,7 @@ here lets the pool kill a decode past its CPU deadline and start a fresh worker.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import signal
@@ -50,11 +53,16 @@ def read_frame(stream: IO[bytes]) -> bytes | None:
 
 
 def frame(payload: bytes) -> bytes:
-    return len(payload).to_bytes(HEADER, "big") + payload
+    return header(payload) + payload
 
 
-def run_job(payload: bytes) -> Reply:
-    data, limits, parsed = pickle.loads(payload)  # noqa: S301 - written by the gateway that started us
+def header(payload: bytes) -> bytes:
+    return len(payload).to_bytes(HEADER, "big")
+
+
+def run_job(meta: bytes, data: bytes) -> Reply:
+    limits, parsed = pickle.loads(meta)  # noqa: S301 - written by the gateway that started us
+    parsed = dataclasses.replace(parsed, data=data)
     try:
         result, digest = decode(data, limits, parsed)
     except GatewayError as exc:
@@ -72,8 +80,8 @@ def main() -> None:
     os.dup2(2, 1)  # a stray print from a library goes to stderr, never into the result stream
     jobs = sys.stdin.buffer
     encoder = msgspec.msgpack.Encoder()
-    while (payload := read_frame(jobs)) is not None:
-        reply = run_job(payload)
+    while (meta := read_frame(jobs)) is not None and (data := read_frame(jobs)) is not None:
+        reply = run_job(meta, data)
         trim()
         results.write(frame(encoder.encode(msgspec.structs.replace(reply, rss=rss_bytes()))))
         results.flush()

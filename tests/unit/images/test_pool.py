@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from gateway.errors import PayloadTooLarge, ServiceUnavailable
+from gateway.errors import ImageUndecodable, PayloadTooLarge, ServiceUnavailable
 from gateway.images import ImageIntake
 from gateway.images.containers import Parsed
 from gateway.images.normalise import Limits, checked_parse
@@ -164,3 +164,39 @@ async def test_intake_refuses_an_image_over_the_per_image_memory_cap(
 def test_settings_refuse_a_per_image_cap_over_the_budget() -> None:
     with pytest.raises(ValueError, match="GATEWAY_IMAGE_DECODE_MAX_MEMORY"):
         Settings(_env_file=None, image_decode_memory=64 << 20, image_decode_max_memory=128 << 20)  # type: ignore[call-arg]
+
+
+async def test_a_decoder_that_dies_mid_job_is_a_40002_and_is_replaced(
+    make_pool: Callable[..., DecodePool],
+) -> None:
+    """A decoder crash on a hostile file (a segfault in a C codec) is the file's fault: 40002.
+    No file here crashes libjpeg, so the crash is made by killing the worker mid-decode."""
+    pool = make_pool()
+    await pool.run("k", *job(factory.flat(64, 64)), memory=16 << 20, deadline=deadline())
+    [pid] = pool.pids()
+    task = asyncio.ensure_future(pool.run("k", *job(BIG), memory=128 << 20, deadline=deadline()))
+    await asyncio.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(ImageUndecodable) as caught:
+        await task
+    assert caught.value.code == 40002
+    result, _ = await pool.run("k", *job(SMALL), memory=64 << 20, deadline=deadline())
+    assert result.width * result.height <= 1_310_720 and pid not in pool.pids()
+
+
+async def test_never_more_workers_than_its_size(make_pool: Callable[..., DecodePool]) -> None:
+    pool = DecodePool(2, memory_budget=256 << 20, cpu_limit=5, wall_limit=30, recycle_rss=1 << 40)
+    try:
+        seen: set[int] = set()
+        jobs = [
+            asyncio.ensure_future(pool.run(f"k{i % 3}", *job(SMALL), memory=32 << 20, deadline=deadline()))
+            for i in range(8)
+        ]
+        while not all(j.done() for j in jobs):
+            assert len(pool.pids()) <= 2
+            seen.update(pool.pids())
+            await asyncio.sleep(0.005)
+        await asyncio.gather(*jobs)
+        assert len(seen) == 2
+    finally:
+        await pool.aclose()
