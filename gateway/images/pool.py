@@ -25,6 +25,7 @@ import os
 import pickle
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -45,6 +46,7 @@ _REPLY = msgspec.msgpack.Decoder(Reply)
 _DROPPED_ENV = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
 _POLL_FLOOR = 0.02
 _PIECE = 1 << 20
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def busy(what: str) -> ServiceUnavailable:
@@ -251,6 +253,8 @@ class DecodePool:
 
     async def _start_worker(self) -> Worker:
         env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
+        # The worker imports this very package, wherever the gateway was started from.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (_PACKAGE_ROOT, env.get("PYTHONPATH"))))
         self._starting += 1
         try:
             process = await asyncio.create_subprocess_exec(
