@@ -93,7 +93,7 @@ def admitted(data: bytes) -> tuple[bool, str, int]:
     try:
         parsed = checked_parse(data, LIMITS)
     except GatewayError as exc:
-        return False, f"{exc.code} {exc.extra.get('reason')}", 0
+        return False, f"{exc.code} {exc.reason}", 0
     estimate = decode_memory(parsed, len(data), LIMITS)
     if estimate > SETTINGS.image_decode_max_memory:
         return False, "41301 memory", estimate

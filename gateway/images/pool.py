@@ -51,7 +51,7 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 def busy(what: str) -> ServiceUnavailable:
     """503 with Retry-After: the wait for a decoder or for decode memory ran out."""
-    return ServiceUnavailable(f"{what}; retry shortly", retry_after=1, extra={"reason": "busy"})
+    return ServiceUnavailable(f"{what}; retry shortly", retry_after=1, reason="busy")
 
 
 class Worker:

@@ -66,7 +66,7 @@ def run_job(meta: bytes, data: bytes) -> Reply:
     try:
         result, digest = decode(data, limits, parsed)
     except GatewayError as exc:
-        reason = exc.extra.get("reason")
+        reason = exc.reason
         return Reply(0, error=type(exc).__name__, message=exc.message, reason=str(reason or "corrupt"))
     except Exception as exc:  # a decoder fault is the image's, not the gateway's
         message = f"image is not decodable ({type(exc).__name__})"

@@ -112,6 +112,6 @@ async def test_the_fetch_deadline_includes_the_wait_for_a_slot(
     )
     with pytest.raises(ImageFetchFailed) as caught:
         await intake.prepare([f"{httpd.origin}/silent.jpg", f"{httpd.origin}/photo.jpg"], owner="k")
-    assert caught.value.code == 40004 and caught.value.extra["reason"] == "timeout"
+    assert caught.value.code == 40004 and caught.value.reason == "timeout"
     # The photo never got a slot: it ran out of time waiting its turn behind the silent URL.
     assert [path for path, _ in httpd.requests] == ["/silent.jpg"]

@@ -263,7 +263,7 @@ async def test_hostile_server(name: str, httpd: Httpd, make_intake: Callable[...
         await intake.prepare([f"{httpd.origin}/server"])
     assert 40000 <= caught.value.code < 50000, caught.value
     if reason:
-        assert caught.value.extra["reason"] == reason
+        assert caught.value.reason == reason
 
 
 async def test_a_good_image_still_served_by_the_same_origin(
@@ -280,4 +280,4 @@ async def test_refusal_reason_for_overlong_url(make_intake: Callable[..., ImageI
     intake = make_intake()
     with pytest.raises(ImageURLRefused) as caught:
         await intake.prepare(["https://images.invalid/" + "a" * 70_000])
-    assert caught.value.extra["reason"] == "malformed" and "at most 8192" in caught.value.message
+    assert caught.value.reason == "malformed" and "at most 8192" in caught.value.message

@@ -83,7 +83,7 @@ async def test_cpu_deadline_kills_the_worker_and_a_fresh_one_serves_next(
     pool.cpu_limit = 0.01  # a tenth of what the 12 MP photo needs
     with pytest.raises(PayloadTooLarge) as caught:
         await pool.run("k", *job(BIG), memory=128 << 20, deadline=deadline())
-    assert caught.value.code == 41301 and caught.value.extra["reason"] == "work"
+    assert caught.value.code == 41301 and caught.value.reason == "work"
     assert pool.killed == 1
     for _ in range(100):
         if not alive(first):
@@ -157,7 +157,7 @@ async def test_intake_refuses_an_image_over_the_per_image_memory_cap(
     intake = make_intake(image_decode_max_memory=32 << 20)
     with pytest.raises(PayloadTooLarge) as caught:
         await intake.prepare([base64.b64encode(factory.flat(4000, 3000, "PNG")).decode()])
-    assert caught.value.extra["reason"] == "memory" and "MiB" in caught.value.message
+    assert caught.value.reason == "memory" and "MiB" in caught.value.message
     assert intake.pool.pids() == []
 
 
