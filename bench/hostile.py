@@ -48,7 +48,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx
 from PIL import Image
-from stack import ROOT, stack
+from stack import ROOT, cpu_seconds, stack
 
 from gateway.errors import GatewayError
 from gateway.images.cost import decode_memory
@@ -430,6 +430,17 @@ def part_b(items: list[tuple[str, str, bytes]], args: argparse.Namespace) -> dic
                     loaded.append(asyncio.run(victim_latencies(url, victim_key, photo, args.victim)))
                     out, _ = flooding.communicate(timeout=seconds + 60)
                     flood_codes.append(out.strip())
+            # What the flood costs the gateway itself, without the victim: its CPU over 4 s.
+            drip_url = f"http://127.0.0.1:{drip_port}/drip.jpg"
+            with helper("_flood", url, flood_key, drip_url, str(args.flood), "6") as flooding:
+                time.sleep(1.5)
+                before = cpu_seconds(pid)
+                time.sleep(4)
+                flood_cpu = (cpu_seconds(pid) - before) / 4
+                flooding.communicate(timeout=60)
+            idle_before = cpu_seconds(pid)
+            time.sleep(4)
+            idle_cpu = (cpu_seconds(pid) - idle_before) / 4
             unloaded_p99 = statistics.median(p99(r) for r in unloaded)
             loaded_p99 = statistics.median(p99(r) for r in loaded)
             result["flood"] = {
@@ -442,6 +453,9 @@ def part_b(items: list[tuple[str, str, bytes]], args: argparse.Namespace) -> dic
                 "loaded_p99_ms": round(loaded_p99 * 1000, 2),
                 "p99_ratio": round(loaded_p99 / unloaded_p99, 2),
                 "flood_codes_per_round": flood_codes,
+                "gateway_cpu_share_flooded": round(flood_cpu, 3),
+                "gateway_cpu_share_idle": round(idle_cpu, 3),
+                "load_average_1m": os.getloadavg()[0],
             }
     rss, fl = result["rss"], result["flood"]
     print("\nagainst vlgw serve (gateway + decode workers):")
@@ -457,6 +471,8 @@ def part_b(items: list[tuple[str, str, bytes]], args: argparse.Namespace) -> dic
     loaded = f"{fl['loaded_p50_ms']:8.2f} / {fl['loaded_p99_ms']:.2f} ms"
     print(f"  victim photo p50/p99, {args.flood} slow URLs {loaded}")
     print(f"  p99 ratio                        {fl['p99_ratio']:8.2f}x   (goal <= 2)")
+    share = f"{fl['gateway_cpu_share_flooded']:.3f} (idle {fl['gateway_cpu_share_idle']:.3f})"
+    print(f"  gateway CPU, cores, flood only   {share}; machine load average {fl['load_average_1m']:.1f}")
     return result
 
 
