@@ -46,6 +46,7 @@ _REPLY = msgspec.msgpack.Decoder(Reply)
 _DROPPED_ENV = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
 _POLL_FLOOR = 0.02
 _PIECE = 1 << 20
+_MAX_REPLY = 64 << 20  # a normalised image is at most a few MB
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
@@ -81,6 +82,8 @@ class Worker:
     async def receive(self) -> Reply:
         assert self.process.stdout is not None
         size = int.from_bytes(await self.process.stdout.readexactly(HEADER), "big")
+        if size > _MAX_REPLY:  # a worker gone wrong: read no further
+            raise ConnectionError(f"decode worker announced a {size}-byte reply")
         return _REPLY.decode(await self.process.stdout.readexactly(size))
 
     def cpu(self) -> float | None:
@@ -265,6 +268,8 @@ class DecodePool:
                 stdout=asyncio.subprocess.PIPE,
                 env=env,
             )
+        except OSError as exc:  # out of processes or file descriptors: load, not the image
+            raise busy(f"image decoders could not start ({type(exc).__name__})") from None
         finally:
             self._starting -= 1
         worker = Worker(process)
