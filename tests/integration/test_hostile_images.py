@@ -5,7 +5,9 @@ never a 5xx. Bombs are built in tests/unit/images/bombs.py (each builder names i
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -151,3 +153,31 @@ def test_after_the_corpus_an_ordinary_photo_still_answers(gateway, emulator) -> 
     response = gateway.ask({"image": base64.b64encode(photo_jpeg()).decode(), "prompt": "x", "max_tokens": 8})
     assert response.status_code == 200 and app_code(response) == 0
     assert emulator_stats(emulator) != before
+
+
+def _decode_workers() -> set[int]:
+    """Decode worker processes that are children of this test process (the gateway runs in it)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat[stat.rfind(")") + 2 :].split()[1])
+        if parent == os.getpid() and b"gateway.images.worker" in cmdline:
+            found.add(int(entry.name))
+    return found
+
+
+def test_gateway_shutdown_leaves_no_decode_worker(make_gateway, emulator) -> None:
+    gateway = make_gateway([emulator.url])
+    before = _decode_workers()
+    response = gateway.ask({"image": base64.b64encode(photo_jpeg(3000, 2000)).decode(), "prompt": "x"})
+    assert response.status_code == 200
+    started = _decode_workers() - before
+    assert started  # the photo was over the pixel budget: decoded in a worker process
+    gateway.server.stop()
+    assert not (_decode_workers() & started)

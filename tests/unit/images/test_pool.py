@@ -200,3 +200,12 @@ async def test_never_more_workers_than_its_size(make_pool: Callable[..., DecodeP
         assert len(seen) == 2
     finally:
         await pool.aclose()
+
+
+async def test_intake_answers_41301_when_a_decode_overruns_its_cpu_setting(
+    make_intake: Callable[..., ImageIntake],
+) -> None:
+    intake = make_intake(image_decode_cpu_seconds=0.01)
+    with pytest.raises(PayloadTooLarge) as caught:
+        await intake.prepare([base64.b64encode(BIG).decode()])
+    assert caught.value.reason == "work" and intake.pool.killed == 1
