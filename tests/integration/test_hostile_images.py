@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,26 +20,27 @@ from tests.unit.images import bombs, factory
 
 pytestmark = pytest.mark.slow
 
-BOMBS: dict[str, tuple[bytes, int]] = {
-    "jpeg-scan-bomb": (bombs.jpeg_scan_bomb(2000), 41301),
-    "jpeg-33-scans": (bombs.jpeg_scan_bomb(33), 41301),
-    "png-zlib-bomb-49mp": (bombs.png_zlib_bomb(7000, 7000), 41301),
-    "png-header-bomb": (factory.png_bomb(100_000, 100_000), 41301),
-    "gif-canvas-bomb": (bombs.gif_canvas_bomb(7000, 7000), 41301),
-    "webp-canvas-bomb": (bombs.webp_canvas_bomb(7000, 7000), 41301),
-    "webp-frame-bomb": (bombs.webp_canvas_bomb(64, 64, frames=1001), 41301),
-    "heic-declaring-30k": (bombs.heic_declaring(30_000, 30_000), 41301),
-    "truncated-jpeg": (bombs.truncated(factory.photo(320, 240)), 40002),
-    "truncated-png": (bombs.truncated(factory.photo(320, 240, fmt="PNG")), 40002),
-    "truncated-webp": (bombs.truncated(factory.photo(320, 240, fmt="WEBP")), 40002),
-    "truncated-gif": (bombs.truncated(factory.photo(320, 240, fmt="GIF")), 40002),
-    "svg": (b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', 40002),
+# Built when a test uses them, not when the module is collected.
+BOMBS: dict[str, tuple[Callable[[], bytes], int]] = {
+    "jpeg-scan-bomb": (lambda: bombs.jpeg_scan_bomb(2000), 41301),
+    "jpeg-33-scans": (lambda: bombs.jpeg_scan_bomb(33), 41301),
+    "png-zlib-bomb-49mp": (lambda: bombs.png_zlib_bomb(7000, 7000), 41301),
+    "png-header-bomb": (lambda: factory.png_bomb(100_000, 100_000), 41301),
+    "gif-canvas-bomb": (lambda: bombs.gif_canvas_bomb(7000, 7000), 41301),
+    "webp-canvas-bomb": (lambda: bombs.webp_canvas_bomb(7000, 7000), 41301),
+    "webp-frame-bomb": (lambda: bombs.webp_canvas_bomb(64, 64, frames=1001), 41301),
+    "heic-declaring-30k": (lambda: bombs.heic_declaring(30_000, 30_000), 41301),
+    "truncated-jpeg": (lambda: bombs.truncated(factory.photo(320, 240)), 40002),
+    "truncated-png": (lambda: bombs.truncated(factory.photo(320, 240, fmt="PNG")), 40002),
+    "truncated-webp": (lambda: bombs.truncated(factory.photo(320, 240, fmt="WEBP")), 40002),
+    "truncated-gif": (lambda: bombs.truncated(factory.photo(320, 240, fmt="GIF")), 40002),
+    "svg": (lambda: b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', 40002),
     # Accepted: the work is bounded (first frame only, payload cut) and the answer is a 200.
-    "apng-frame-bomb": (bombs.apng_frame_bomb(100_000), 0),
-    "gif-frame-bomb": (bombs.gif_frame_bomb(20_000), 0),
-    "jpeg-zip-polyglot": (bombs.jpeg_zip_polyglot(), 0),
-    "png-html-polyglot": (bombs.png_html_polyglot(), 0),
-    "progressive-jpeg": (bombs.progressive_jpeg(2048, 1536), 0),
+    "apng-frame-bomb": (lambda: bombs.apng_frame_bomb(100_000), 0),
+    "gif-frame-bomb": (lambda: bombs.gif_frame_bomb(20_000), 0),
+    "jpeg-zip-polyglot": (lambda: bombs.jpeg_zip_polyglot(), 0),
+    "png-html-polyglot": (lambda: bombs.png_html_polyglot(), 0),
+    "progressive-jpeg": (lambda: bombs.progressive_jpeg(2048, 1536), 0),
 }
 
 # Only loopback targets: the gateway here refuses private addresses (its default), with the
@@ -90,8 +91,8 @@ def openai_body(image: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("name", list(BOMBS))
 def test_bomb_answers_its_code_on_both_routes(name: str, gateway) -> None:
-    data, code = BOMBS[name]
-    text = base64.b64encode(data).decode()
+    make, code = BOMBS[name]
+    text = base64.b64encode(make()).decode()
     app = gateway.ask({"image": text, "prompt": "describe", "max_tokens": 8})
     assert app.status_code < 500 and app_code(app) == code, app.text
     openai = gateway.post("/v1/chat/completions", json=openai_body(f"data:image/png;base64,{text}"))
@@ -147,8 +148,8 @@ def test_hostile_url_answers_its_code(name: str, make_gateway, emulator, hostile
 
 
 def test_after_the_corpus_an_ordinary_photo_still_answers(gateway, emulator) -> None:
-    for data, _ in BOMBS.values():
-        gateway.ask({"image": base64.b64encode(data).decode(), "prompt": "x", "max_tokens": 4})
+    for make, _ in BOMBS.values():
+        gateway.ask({"image": base64.b64encode(make()).decode(), "prompt": "x", "max_tokens": 4})
     before = emulator_stats(emulator)
     response = gateway.ask({"image": base64.b64encode(photo_jpeg()).decode(), "prompt": "x", "max_tokens": 8})
     assert response.status_code == 200 and app_code(response) == 0
