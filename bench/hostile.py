@@ -340,7 +340,11 @@ async def flood_main(url: str, key: str, image_url: str, size: int, seconds: flo
                 response = await client.post(f"{url}/v1/qwen-vl", json=app_body(image_url))
                 codes.append(response.status_code)
 
-        await asyncio.gather(*(one() for _ in range(size)))
+        async def ready() -> None:
+            await asyncio.sleep(1.0)  # the requests are in and their fetches dripping
+            print("flooding", flush=True)
+
+        await asyncio.gather(ready(), *(one() for _ in range(size)))
     print(json.dumps({str(c): codes.count(c) for c in sorted(set(codes))}), flush=True)
 
 
@@ -426,14 +430,17 @@ def part_b(items: list[tuple[str, str, bytes]], args: argparse.Namespace) -> dic
                 unloaded.append(asyncio.run(victim_latencies(url, victim_key, photo, args.victim)))
                 drip_url = f"http://127.0.0.1:{drip_port}/drip.jpg"
                 with helper("_flood", url, flood_key, drip_url, str(args.flood), str(seconds)) as flooding:
-                    time.sleep(1.5)  # the flood's requests are in, their fetches dripping
+                    # Wait for the flood to be under way: the helper's own start-up (a Python
+                    # interpreter importing this module) must not be what the victim measures.
+                    assert flooding.stdout is not None and flooding.stdout.readline().strip() == "flooding"
+                    time.sleep(0.5)
                     loaded.append(asyncio.run(victim_latencies(url, victim_key, photo, args.victim)))
                     out, _ = flooding.communicate(timeout=seconds + 60)
                     flood_codes.append(out.strip())
             # What the flood costs the gateway itself, without the victim: its CPU over 4 s.
             drip_url = f"http://127.0.0.1:{drip_port}/drip.jpg"
             with helper("_flood", url, flood_key, drip_url, str(args.flood), "6") as flooding:
-                time.sleep(1.5)
+                assert flooding.stdout is not None and flooding.stdout.readline().strip() == "flooding"
                 before = cpu_seconds(pid)
                 time.sleep(4)
                 flood_cpu = (cpu_seconds(pid) - before) / 4
