@@ -209,3 +209,23 @@ async def test_intake_answers_41301_when_a_decode_overruns_its_cpu_setting(
     with pytest.raises(PayloadTooLarge) as caught:
         await intake.prepare([base64.b64encode(BIG).decode()])
     assert caught.value.reason == "work" and intake.pool.killed == 1
+
+
+async def test_decoders_go_round_robin_between_keys(make_pool: Callable[..., DecodePool]) -> None:
+    """One key queueing heavy decodes does not hold another key's decode behind all of them."""
+    pool = make_pool()  # one worker
+    finished: list[str] = []
+
+    async def decode(name: str, owner: str) -> None:
+        await pool.run(owner, *job(SMALL), memory=32 << 20, deadline=deadline())
+        finished.append(name)
+
+    first = asyncio.ensure_future(decode("flood-1", "flood"))
+    while pool.slots.busy == 0:
+        await asyncio.sleep(0.001)
+    queued = [asyncio.ensure_future(decode(f"flood-{i}", "flood")) for i in (2, 3, 4)]
+    await asyncio.sleep(0.01)
+    victim = asyncio.ensure_future(decode("victim", "victim"))
+    await asyncio.gather(first, victim, *queued)
+    # flood-2 had queued before the victim; after it, the victim's turn came before flood-3.
+    assert finished.index("victim") < finished.index("flood-3")
