@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gateway.cache import (
     CachedAnswer,
     KeyMaterial,
-    MemoryBackend,
-    RedisBackend,
+    MemoryCacheBackend,
+    RedisCacheBackend,
     ResponseCache,
     Usage,
     cache_key,
@@ -105,7 +105,7 @@ async def main() -> None:
         ),
         ("fingerprint (1 MB image body, parsed)", median_us(args.runs, 20, lambda: fingerprint(body))),
     ]
-    memory = ResponseCache(MemoryBackend(max_entries=10_000, max_bytes=1 << 28), ttl=600, coalesce_timeout=60)
+    memory = ResponseCache(MemoryCacheBackend(max_entries=10_000, max_bytes=1 << 28), ttl=600, coalesce_timeout=60)
     results += await bench_cache("embedded", memory, args.runs, args.n)
 
     server = None
@@ -118,7 +118,7 @@ async def main() -> None:
     redis = ResilientRedis(url, timeout=1.0, breaker_failures=3, breaker_reset_seconds=1.0)
     try:
         results += await bench_cache(
-            "redis", ResponseCache(RedisBackend(redis), ttl=600, coalesce_timeout=60), args.runs, args.n
+            "redis", ResponseCache(RedisCacheBackend(redis), ttl=600, coalesce_timeout=60), args.runs, args.n
         )
     finally:
         await redis.aclose()

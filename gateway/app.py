@@ -13,6 +13,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 
 from gateway import __version__, metrics
 from gateway.api.app_route import qwen_vl
+from gateway.api.auth import provide_principal
 from gateway.api.context import RequestContext, RequestContextMiddleware
 from gateway.api.cors import CORSMiddleware
 from gateway.api.devex_routes import DEVEX_ROUTES
@@ -20,30 +21,18 @@ from gateway.api.docs_route import docs_page
 from gateway.api.envelopes import handle_exception
 from gateway.api.openai_routes import chat_completions, list_models
 from gateway.api.ops_routes import healthz, metrics_route, readyz
-from gateway.constants import ROUTE_APP, ROUTE_CHAT, ROUTE_MODELS
+from gateway.constants import ROUTE_APP, ROUTE_CHAT
 from gateway.ops.lifecycle import install_drain_on_sigterm
 from gateway.ops.logging import configure_logging
 from gateway.serving.services import Services, open_services
 from gateway.settings import Settings, load_settings
 
-KNOWN_ROUTES = frozenset(
-    {
-        ROUTE_APP,
-        ROUTE_CHAT,
-        ROUTE_MODELS,
-        "/healthz",
-        "/readyz",
-        "/metrics",
-        "/v1/presets",
-        "/v1/feedback",
-        "/v1/usage",
-        "/docs",
-        "/schema/openapi.json",
-    }
-)
-
-
 USAGE_ROUTES = frozenset({ROUTE_APP, ROUTE_CHAT})
+
+
+def known_routes(app: Litestar) -> frozenset[str]:
+    """The paths the app serves (metrics label every other path ``other``), read from its routes."""
+    return frozenset(route.path for route in app.routes if "{" not in route.path)
 
 
 def _services(state: State) -> Services:
@@ -69,7 +58,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=handlers,
         lifespan=[lifespan],
-        dependencies={"services": Provide(_services, sync_to_thread=False)},
+        dependencies={
+            "services": Provide(_services, sync_to_thread=False),
+            "principal": Provide(provide_principal),
+        },
         exception_handlers={Exception: handle_exception},
         request_max_body_size=None,  # read_body enforces GATEWAY_MAX_BODY_BYTES with the contract's 41301
         logging_config=None,
@@ -87,17 +79,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
         services: Services | None = getattr(app.state, "services", None)
         if services is None or ctx.key_name is None or ctx.route not in USAGE_ROUTES:
             return
-        usage = ctx.usage
+        outcome = ctx.outcome
+        usage = outcome.usage if outcome is not None else None
         tokens = (usage.prompt_tokens, usage.completion_tokens) if usage is not None else None
         if tokens is not None:
             metrics.TOKENS.labels(direction="prompt").inc(tokens[0])
             metrics.TOKENS.labels(direction="completion").inc(tokens[1])
-        services.devex.record_usage(ctx.key_name, code=ctx.code, usage=tokens, cached=ctx.cache == "HIT")
+        cached = outcome is not None and outcome.cache == "HIT"
+        services.devex.record_usage(ctx.key_name, code=ctx.code, usage=tokens, cached=cached)
 
     handler = app.asgi_handler
     if settings.cors_origins:
         handler = CORSMiddleware(handler, settings.cors_origins)
-    app.asgi_handler = RequestContextMiddleware(handler, KNOWN_ROUTES, on_finish=count_usage)
+    app.asgi_handler = RequestContextMiddleware(handler, known_routes(app), on_finish=count_usage)
     return app
 
 

@@ -197,6 +197,7 @@ class Settings(BaseSettings):
     cache_max_bytes: int = Field(256 * 1024 * 1024, ge=1024)  # embedded store: keys + values
     cache_scope: Literal["key", "global"] = "key"
     cache_any_temperature: bool = False
+    cache_app_any_temperature: bool = True  # app route: identical requests cached whatever the temperature
     coalesce_timeout: float = Field(60.0, gt=0)
     idempotency_ttl_seconds: int = Field(86_400, ge=1)
 

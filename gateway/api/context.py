@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 from litestar.enums import ScopeType
@@ -19,6 +19,9 @@ from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 from gateway import metrics
 from gateway.constants import REQUEST_ID_ALLOWED, REQUEST_ID_HEADER, REQUEST_ID_MAX_LENGTH
 
+if TYPE_CHECKING:
+    from gateway.serving.outcome import Outcome
+
 log = structlog.get_logger("gateway.access")
 _REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.encode()
 _UNLOGGED_PATHS = frozenset({"/healthz", "/metrics"})
@@ -26,7 +29,8 @@ _UNLOGGED_PATHS = frozenset({"/healthz", "/metrics"})
 
 @dataclass(slots=True)
 class RequestContext:
-    """What one request learned on its way, for the access line and metrics."""
+    """The access line's facts: set here on arrival, then each written once, by one owner: the
+    principal by authentication, the outcome by the route, the status and code by the response."""
 
     request_id: str
     route: str
@@ -34,10 +38,7 @@ class RequestContext:
     status: int = 0
     code: int = 0
     key_name: str | None = None
-    cache: str | None = None
-    replica: str | None = None
-    usage: Any = None  # the upstream's usage when tokens were spent (prompt_tokens, completion_tokens)
-    fields: dict[str, Any] = field(default_factory=dict)
+    outcome: Outcome | None = None
 
 
 def _sane_request_id(raw: bytes) -> str | None:
@@ -107,6 +108,8 @@ class RequestContextMiddleware:
         metrics.REQUEST_DURATION.labels(route=ctx.route).observe(seconds)
         if scope["path"] in _UNLOGGED_PATHS:
             return
+        outcome = ctx.outcome
+        extra = {"prompt": outcome.logged_prompt} if outcome is not None and outcome.logged_prompt else {}
         log.info(
             "request",
             method=scope["method"],
@@ -115,7 +118,7 @@ class RequestContextMiddleware:
             code=code,
             latency_ms=round(seconds * 1000, 2),
             key=ctx.key_name,
-            cache=ctx.cache,
-            replica=ctx.replica,
-            **ctx.fields,
+            cache=outcome.cache if outcome else None,
+            replica=outcome.replica if outcome else None,
+            **extra,
         )

@@ -9,9 +9,8 @@ from litestar import get, post
 from litestar.params import Parameter
 
 from gateway.api.body import decode_json, read_body
-from gateway.api.context import context_of
 from gateway.api.openapi import body_operation
-from gateway.api.types import AnyRequest, ServicesDep
+from gateway.api.types import AnyRequest, PrincipalDep, ServicesDep
 from gateway.devex import DevEx, FeedbackBody, UsageReport
 from gateway.presets import PresetInfo
 from gateway.serving.services import Services
@@ -38,10 +37,8 @@ def devex_of(services: Services) -> DevEx:
 
 
 @get(ROUTE_PRESETS, summary="Presets this key may use", operation_id="listPresets")
-async def list_presets(request: AnyRequest, services: ServicesDep) -> PresetList:
+async def list_presets(services: ServicesDep, principal: PrincipalDep) -> PresetList:
     """The presets this key may name in ``preset``, with their descriptions and defaults."""
-    principal = await services.gate.authenticate(request.headers, ROUTE_PRESETS)
-    context_of(request.scope).key_name = principal.name
     presets = devex_of(services).presets.all()
     return PresetList(presets=[p.info() for p in presets if principal.allows_preset(p.name)])
 
@@ -53,13 +50,11 @@ async def list_presets(request: AnyRequest, services: ServicesDep) -> PresetList
     operation_id="feedback",
     operation_class=body_operation(FeedbackBody, "feedback"),
 )
-async def feedback(request: AnyRequest, services: ServicesDep) -> FeedbackAccepted:
+async def feedback(request: AnyRequest, services: ServicesDep, principal: PrincipalDep) -> FeedbackAccepted:
     """Store ``good``/``bad`` with the judged request's prompt, preset, answer and image hashes.
 
     Only the key that made the request may judge it; any other request id answers 40401.
     """
-    principal = await services.gate.authenticate(request.headers, ROUTE_FEEDBACK)
-    context_of(request.scope).key_name = principal.name
     body = decode_json(await read_body(request, FEEDBACK_MAX_BODY), FeedbackBody)
     entry = await devex_of(services).submit_feedback(principal.name, body)
     return FeedbackAccepted(feedback_id=entry.id, request_id=body.request_id)
@@ -67,13 +62,11 @@ async def feedback(request: AnyRequest, services: ServicesDep) -> FeedbackAccept
 
 @get(ROUTE_USAGE, summary="This key's usage by day", operation_id="usage")
 async def usage(
-    request: AnyRequest,
     services: ServicesDep,
+    principal: PrincipalDep,
     days: Annotated[int, Parameter(description="How many UTC days, ending today (1-90)")] = 7,
 ) -> UsageReport:
     """Requests, prompt and completion tokens, cache hits and errors by code, per UTC day."""
-    principal = await services.gate.authenticate(request.headers, ROUTE_USAGE)
-    context_of(request.scope).key_name = principal.name
     return await devex_of(services).usage_report(principal.name, days)
 
 

@@ -10,8 +10,8 @@ from html import escape
 from typing import Any
 
 from gateway.api.openapi import ANSWER_NOTES, EXAMPLES, error_table, struct_schema
+from gateway.api.schemas import AppAnswer, AppError, QwenVLRequest
 from gateway.devex.model import FeedbackBody, UsageReport
-from gateway.schemas import AppAnswer, AppError, QwenVLRequest
 
 # Bodies and answers of routes that encode them by hand (Litestar cannot see those types).
 FALLBACK_BODIES: dict[str, type[Any]] = {"qwenVl": QwenVLRequest, "feedback": FeedbackBody}

@@ -9,8 +9,8 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from gateway import errors
 from gateway.api.context import context_of
+from gateway.api.schemas import AppError, OpenAIError, OpenAIErrorDetail
 from gateway.api.types import AnyRequest
-from gateway.schemas import AppError, OpenAIError, OpenAIErrorDetail
 
 log = structlog.get_logger("gateway.errors")
 

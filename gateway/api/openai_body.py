@@ -1,4 +1,6 @@
-"""Preparing an OpenAI chat-completions body for vLLM: model names, image parts, token caps.
+"""The OpenAI body adapter: a chat-completions body validated into a :class:`Chat` question.
+
+Model names are mapped, image parts collected, token caps applied.
 
 Every field the gateway has no policy on passes through unchanged. Image parts go through the
 same intake as the app route (fetched safely, normalised, sent as ``data:`` URIs) and any
@@ -8,42 +10,14 @@ client ``uuid`` on a part is dropped: vLLM would trust it as the image's cache k
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
 from gateway import errors
+from gateway.serving.ask import Chat
+from gateway.serving.task import Sampling
 from gateway.settings import Settings
 
 ALLOWED_PART_TYPES = frozenset({"text", "image_url"})
-
-
-@dataclass
-class ChatRequest:
-    """A validated chat body and what the gateway needs to know about it."""
-
-    body: dict[str, Any]
-    image_parts: list[dict[str, Any]] = field(default_factory=list)
-    stream: bool = False
-    include_usage: bool = False
-    max_tokens: int = 0
-    text_chars: int = 0
-
-    def last_user_text(self) -> str | None:
-        """The text of the last user message (what feedback records as the prompt)."""
-        for message in reversed(self.body["messages"]):
-            if message.get("role") != "user":
-                continue
-            content = message.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):
-                return "\n".join(str(p.get("text", "")) for p in content if p.get("type") == "text") or None
-        return None
-
-    def image_refs(self) -> list[str]:
-        return [part["image_url"]["url"] for part in self.image_parts]
 
 
 def _image_url(part: dict[str, Any], where: str) -> dict[str, Any]:
@@ -56,9 +30,9 @@ def _image_url(part: dict[str, Any], where: str) -> dict[str, Any]:
     return value
 
 
-def parse_chat_request(
+def parse_chat(
     body: dict[str, Any], *, settings: Settings, served_model: str, aliases: Sequence[str]
-) -> ChatRequest:
+) -> Chat:
     """Validate the parts the gateway acts on; map the model name; collect image parts."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
@@ -69,13 +43,14 @@ def parse_chat_request(
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise errors.InvalidBody("field `messages` must be a non-empty list", param="messages")
-    request = ChatRequest(body=body)
+    image_parts: list[dict[str, Any]] = []
+    text_bytes = 0
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise errors.InvalidBody(f"messages[{i}] must be an object", param=f"messages[{i}]")
         content = message.get("content")
         if isinstance(content, str):
-            request.text_chars += len(content)
+            text_bytes += len(content.encode())
         elif isinstance(content, list):
             for j, part in enumerate(content):
                 where = f"messages[{i}].content[{j}]"
@@ -85,23 +60,58 @@ def parse_chat_request(
                         f"{where}: content part type {kind!r} is not supported", param=where
                     )
                 if kind == "text":
-                    request.text_chars += len(str(part.get("text", "")))
+                    text_bytes += len(str(part.get("text", "")).encode())
                 else:
                     _image_url(part, where)
                     part.pop("uuid", None)
-                    request.image_parts.append(part)
-    _apply_token_cap(request, settings)
-    request.stream = bool(body.get("stream", False))
-    if request.stream:
-        options = body.get("stream_options")
-        request.include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
-        # Always ask for usage upstream, so streams are accounted; relay_openai hides it if unasked.
-        body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
-    return request
+                    image_parts.append(part)
+    _apply_token_cap(body, settings)
+    return Chat(
+        body=body,
+        image_parts=tuple(image_parts),
+        text_bytes=text_bytes,
+        last_user_text=_last_user_text(messages),
+    )
 
 
-def _apply_token_cap(request: ChatRequest, settings: Settings) -> None:
-    body = request.body
+def _last_user_text(messages: list[dict[str, Any]]) -> str | None:
+    """The text of the last user message (what feedback records as the prompt)."""
+    for message in reversed(messages):
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            return "\n".join(str(p.get("text", "")) for p in content if p.get("type") == "text") or None
+    return None
+
+
+def max_tokens_of(body: dict[str, Any]) -> int:
+    """The token cap in force (``max_completion_tokens`` first, as OpenAI defines it)."""
+    value = body.get("max_completion_tokens", body.get("max_tokens"))
+    return value if isinstance(value, int) else 0
+
+
+def sampling_of(body: dict[str, Any]) -> Sampling:
+    """The values the cache policy reads; every sampling field stays in the body (and the key)."""
+    temperature = body.get("temperature")
+    top_p = body.get("top_p")
+    number = (int, float)
+    return Sampling(
+        max_tokens=max_tokens_of(body),
+        temperature=float(temperature) if isinstance(temperature, number) else None,
+        top_p=float(top_p) if isinstance(top_p, number) else None,
+    )
+
+
+def include_usage(body: dict[str, Any]) -> bool:
+    """Whether the client asked for the usage chunk at the end of a stream."""
+    options = body.get("stream_options")
+    return bool(isinstance(options, dict) and options.get("include_usage"))
+
+
+def _apply_token_cap(body: dict[str, Any], settings: Settings) -> None:
     for name in ("max_completion_tokens", "max_tokens"):
         value = body.get(name)
         if value is None:
@@ -112,14 +122,6 @@ def _apply_token_cap(request: ChatRequest, settings: Settings) -> None:
             raise errors.ParameterOutOfRange(
                 f"`{name}` must be between 1 and this server's cap of {settings.max_tokens_cap}", param=name
             )
-        request.max_tokens = value
         return
     # Unbounded answers tie up a GPU slot; the server default applies (docs/api.md says so).
-    body["max_tokens"] = request.max_tokens = settings.default_max_tokens
-
-
-def attach_images(request: ChatRequest, uris: Sequence[str | msgspec.Raw]) -> dict[str, Any]:
-    """The body with each image part's URL replaced by the ``data:`` URI the intake produced."""
-    for part, uri in zip(request.image_parts, uris, strict=True):
-        part["image_url"]["url"] = uri
-    return request.body
+    body["max_tokens"] = settings.default_max_tokens

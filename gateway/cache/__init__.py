@@ -4,11 +4,11 @@ Routes use :class:`ResponseCache` (``key``, ``flight`` / ``get_or_compute``, ``s
 :class:`IdempotencyStore` (``attempt`` / ``run``); the policy helpers decide the mode.
 """
 
-from gateway.cache.backends import CacheBackend, MemoryBackend, RedisBackend
+from gateway.cache.backends import CacheBackend, MemoryCacheBackend, RedisCacheBackend
 from gateway.cache.flight import CoalesceTimeout, SingleFlight
 from gateway.cache.idempotency import IdempotencyStore, IdempotentAttempt
 from gateway.cache.keys import SAMPLING_FIELDS, KeyMaterial, cache_key, fingerprint, scope_for
-from gateway.cache.model import CachedAnswer, CacheStatus, Usage, is_storable
+from gateway.cache.model import CachedAnswer, CacheStatus, is_storable
 from gateway.cache.policy import (
     CacheMode,
     RequestCacheControl,
@@ -31,13 +31,12 @@ __all__ = [
     "IdempotencyStore",
     "IdempotentAttempt",
     "KeyMaterial",
-    "MemoryBackend",
-    "RedisBackend",
+    "MemoryCacheBackend",
+    "RedisCacheBackend",
     "RequestCacheControl",
     "ResponseCache",
     "SingleFlight",
     "UrlHashMemo",
-    "Usage",
     "cache_key",
     "decide_mode",
     "fingerprint",

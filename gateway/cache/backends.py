@@ -48,7 +48,7 @@ def _ms(ttl: float) -> int:
     return max(1, int(ttl * 1000))
 
 
-class MemoryBackend:
+class MemoryCacheBackend:
     """In-process LRU with per-entry TTL, bounded by entry count and by bytes (key + value)."""
 
     shared = False
@@ -134,7 +134,7 @@ _EXPIRE_IF = (
 )
 
 
-class RedisBackend:
+class RedisCacheBackend:
     """Entries in Redis (SET PX), every call through ``ResilientRedis.run``."""
 
     shared = True
@@ -182,5 +182,5 @@ class RedisBackend:
 def backend_from_settings(settings: Settings, redis: ResilientRedis | None) -> CacheBackend:
     """Redis when the gateway has it, else an embedded LRU bounded by the cache settings."""
     if redis is not None:
-        return RedisBackend(redis)
-    return MemoryBackend(max_entries=settings.cache_max_entries, max_bytes=settings.cache_max_bytes)
+        return RedisCacheBackend(redis)
+    return MemoryCacheBackend(max_entries=settings.cache_max_entries, max_bytes=settings.cache_max_bytes)

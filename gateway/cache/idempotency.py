@@ -21,6 +21,7 @@ import msgspec
 from gateway.cache.backends import CacheBackend, backend_from_settings
 from gateway.cache.flight import FlightConflict, SingleFlight, Ticket
 from gateway.cache.model import CachedAnswer, is_storable
+from gateway.cache.streams import Replay, StreamFlights, StreamTicket
 from gateway.errors import IdempotencyConflict
 from gateway.settings import Settings
 from gateway.store.redis import ResilientRedis
@@ -83,6 +84,7 @@ class IdempotencyStore:
         self.flights = SingleFlight(
             backend, prefix=prefix, wait_timeout=wait_timeout, lease_seconds=lease_seconds
         )
+        self.streams = StreamFlights(self.flights)
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: ResilientRedis | None = None) -> IdempotencyStore:
@@ -118,6 +120,35 @@ class IdempotencyStore:
         entry = IdempotentAttempt(self, body_hash, ticket=ticket)
         async with ticket:  # releases the flight when the body raises or never publishes
             yield entry
+
+    async def join_stream(
+        self, *, owner: str, idempotency_key: str, body_hash: str, replay: Replay
+    ) -> StreamTicket:
+        """One streaming attempt: replay the recorded answer, join the first attempt's live stream,
+        or lead (the ticket records the complete answer when its stream ends)."""
+
+        def decode(value: bytes) -> CachedAnswer | None:
+            try:
+                record = _decoder.decode(value)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                return None
+            if record.body_hash != body_hash:
+                raise _conflict(idempotency_key)
+            return record.answer
+
+        def encode(answer: CachedAnswer) -> tuple[bytes, float | None]:
+            return _encoder.encode(IdempotencyRecord(body_hash, answer)), self.ttl
+
+        try:
+            return await self.streams.join(
+                self.record_key(owner, idempotency_key),
+                tag=body_hash.encode(),
+                decode=decode,
+                encode=encode,
+                replay=replay,
+            )
+        except FlightConflict:
+            raise _conflict(idempotency_key) from None
 
     async def run(
         self,

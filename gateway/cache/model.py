@@ -6,6 +6,8 @@ from typing import Literal
 
 import msgspec
 
+from gateway.upstream.wire import Usage
+
 CacheStatus = Literal["HIT", "MISS", "COALESCED", "BYPASS"]
 """The ``X-Cache`` header value: served from the cache, computed here, shared with an identical
 request in flight, or the cache was not used (policy, client header, store down)."""
@@ -13,14 +15,6 @@ request in flight, or the cache was not used (policy, client header, store down)
 STORABLE_FINISH_REASONS = frozenset({"stop", "length", "tool_calls"})
 """Complete answers. ``length`` is complete (the client asked for at most max_tokens); ``abort``,
 ``error`` or no finish reason at all mean the answer was cut short and must not be replayed."""
-
-
-class Usage(msgspec.Struct, frozen=True):
-    """Token usage as the upstream reported it."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
 
 
 class CachedAnswer(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,6 +12,7 @@ from gateway.cache.flight import SingleFlight, Ticket
 from gateway.cache.keys import KeyMaterial, cache_key, scope_for
 from gateway.cache.model import CachedAnswer, CacheStatus, decode_answer, encode_answer, is_storable
 from gateway.cache.policy import CacheMode
+from gateway.cache.streams import Replay, StreamFlights, StreamTicket
 from gateway.settings import Settings
 from gateway.store.redis import ResilientRedis, StoreUnavailable
 
@@ -74,6 +75,7 @@ class ResponseCache:
         self.flights = SingleFlight(
             backend, prefix=prefix, wait_timeout=coalesce_timeout, lease_seconds=lease_seconds
         )
+        self.streams = StreamFlights(self.flights)
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: ResilientRedis | None = None) -> ResponseCache:
@@ -150,6 +152,30 @@ class ResponseCache:
         if not entry.published:
             await ticket.fail(None)
 
+    async def join_stream(
+        self, key: str, *, mode: CacheMode, replay: Replay
+    ) -> tuple[StreamTicket, CacheStatus]:
+        """Enter the cache for one streaming request: follow the identical stream in flight (live),
+        replay a stored answer, or lead (the ticket stores the complete answer at the end)."""
+        if mode is not CacheMode.USE:
+            status: CacheStatus = "BYPASS" if mode is CacheMode.BYPASS else "MISS"
+            _count(status)
+            refresh = mode is CacheMode.REFRESH
+            return StreamTicket(
+                "LEAD", _on_answer=(lambda a: self.store(key, a)) if refresh else None
+            ), status
+        ticket = await self.streams.join(
+            key, decode=decode_answer, encode=self._encode, replay=replay, on_stored=metrics.CACHE_STORES.inc
+        )
+        status = _STREAM_STATUS[ticket.status]
+        _count(status)
+        if ticket.answer is not None:
+            metrics.CACHE_SAVED_TOKENS.inc(ticket.answer.usage.total_tokens)
+        return ticket, status
+
+    def _encode(self, answer: CachedAnswer) -> tuple[bytes, float | None]:
+        return encode_answer(answer), self.ttl
+
     async def get_or_compute(
         self,
         key: str,
@@ -165,6 +191,15 @@ class ResponseCache:
             answer = await compute()
             await entry.publish(answer)
             return answer, entry.status
+
+
+_STREAM_STATUS: dict[str, CacheStatus] = {
+    "LIVE": "COALESCED",
+    "HIT": "HIT",
+    "COALESCED": "COALESCED",
+    "LEAD": "MISS",
+    "LEAD_LOCAL": "BYPASS",
+}
 
 
 def _count(status: CacheStatus) -> None:

@@ -2,14 +2,14 @@
 
 Checked before any image work or upstream call. The token estimate is an upper bound known
 before intake (text + every image at the pixel budget + ``max_tokens``); once the answer's real
-usage is known, :meth:`Pass.settle` reconciles the difference and frees the concurrency slot.
+usage is known, :meth:`Slot.settle` reconciles the difference and frees the concurrency slot.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from types import TracebackType
 
 import structlog
 
@@ -17,7 +17,7 @@ from gateway import errors
 from gateway.auth import KeyManager, Principal, extract_key
 from gateway.constants import QWEN_IMAGE_FRAME_TOKENS, QWEN_PATCH_FACTOR
 from gateway.limits import Lease, LimitDecision, Limiter
-from gateway.schemas import Usage
+from gateway.upstream.wire import Usage
 
 log = structlog.get_logger("gateway.serving.gate")
 
@@ -42,19 +42,39 @@ def estimate_tokens(
     return text_tokens_upper(text_bytes, messages) + images * per_image + max_tokens
 
 
-@dataclass
-class Pass:
-    """An admitted request: its principal, limit decision, and what to settle when it ends."""
+class Slot:
+    """An admitted request's hold on its limits, settled exactly once: tokens reconciled with the
+    real usage and the concurrency slot freed.
 
-    principal: Principal
-    decision: LimitDecision
-    estimated_tokens: int
-    lease: Lease | None
-    limiter: Limiter
-    settled: bool = field(default=False)
+    Used as ``async with``: leaving the block settles with no tokens spent, unless the block
+    settled already or handed the slot to a stream (:meth:`hand_over`), whose end settles it.
+    """
+
+    __slots__ = ("decision", "estimated_tokens", "handed_over", "lease", "limiter", "principal", "settled")
+
+    def __init__(
+        self,
+        principal: Principal,
+        decision: LimitDecision,
+        estimated_tokens: int,
+        lease: Lease | None,
+        limiter: Limiter,
+    ) -> None:
+        self.principal = principal
+        self.decision = decision
+        self.estimated_tokens = estimated_tokens
+        self.lease = lease
+        self.limiter = limiter
+        self.settled = False
+        self.handed_over = False
 
     def headers(self) -> dict[str, str]:
         return self.decision.headers()
+
+    def hand_over(self) -> Slot:
+        """The response (a stream) settles the slot when it ends; leaving the block does not."""
+        self.handed_over = True
+        return self
 
     async def settle(self, usage: Usage | None) -> None:
         """Reconcile tokens with the real usage (none spent when ``usage`` is None); free the slot."""
@@ -67,6 +87,15 @@ class Pass:
         finally:
             if self.lease is not None:
                 await self.lease.release()
+
+    async def __aenter__(self) -> Slot:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self.handed_over or exc is not None:
+            await self.settle(None)
 
 
 class Gate:
@@ -82,7 +111,7 @@ class Gate:
         principal.check_route(route)
         return principal
 
-    async def admit(self, principal: Principal, *, estimated_tokens: int) -> Pass:
+    async def admit(self, principal: Principal, *, estimated_tokens: int) -> Slot:
         """Charge the rates and take a concurrency slot (42901/42902/42903, RateLimit-* headers)."""
         decision = await self.limiter.evaluate(principal, estimated_tokens)
         refusal = decision.error()
@@ -95,4 +124,4 @@ class Gate:
             await self.limiter.reconcile(principal, estimated_tokens, 0)  # nothing will be spent
             exc.headers.update(decision.headers())
             raise
-        return Pass(principal, decision, estimated_tokens, lease, self.limiter)
+        return Slot(principal, decision, estimated_tokens, lease, self.limiter)

@@ -1,15 +1,16 @@
-"""Relaying an upstream stream to the client, in the app's SSE shape or OpenAI's, as it arrives.
+"""Rendering a stream's chunks to one client, in the app's SSE shape or OpenAI's, as they arrive.
 
-Bytes go out as they come in (no buffering of the answer). Whatever ends the stream, the
-upstream connection is closed in ``finally`` under a shield, so a client that hangs up makes
-vLLM abort the request at once. An upstream failure after the first byte becomes one error event
-before ``[DONE]``, never a clean end.
+The source is a subscription to a :class:`~gateway.cache.broadcast.Broadcast` (live, or a stored
+answer replayed); bytes go out as they come in. Whatever ends the relay, the subscription is
+closed in ``finally`` under a shield, so when the last client hangs up the producer stops and
+vLLM aborts the request at once. A failure after the first byte becomes one error event before
+``[DONE]``, never a clean end.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,9 +18,8 @@ import anyio
 import msgspec
 
 from gateway import errors, metrics
-from gateway.schemas import Usage
 from gateway.upstream.sse import SSE_DONE, SSE_KEEPALIVE, sse_event
-from gateway.upstream.stream import UpstreamStream
+from gateway.upstream.wire import Usage
 
 
 class _Delta(msgspec.Struct):
@@ -79,14 +79,26 @@ def _observe(chunk: _Chunk, result: StreamResult) -> str | None:
     return text
 
 
+def observe_payload(payload: bytes, result: StreamResult) -> tuple[_Chunk, str | None]:
+    """Decode one upstream chunk into ``result``; its text delta. An error event raises."""
+    chunk = _decode_chunk(payload)
+    if chunk.error is not None:
+        raise _upstream_error(chunk)
+    return chunk, _observe(chunk, result)
+
+
 def _upstream_error(chunk: _Chunk) -> errors.GatewayError:
     detail = chunk.error if isinstance(chunk.error, dict) else {"message": str(chunk.error)}
     return errors.UpstreamError(f"upstream failed mid-stream: {detail.get('message', 'unknown error')}")
 
 
-async def _finish(stream: UpstreamStream, result: StreamResult, on_done: OnDone | None) -> None:
-    # Shielded: when the client hung up this task is being cancelled, yet the upstream
-    # connection must still be closed so vLLM aborts the request.
+Source = AsyncGenerator[bytes | None, None]
+"""Upstream ``data:`` payloads (``None``: a keep-alive is due), from a broadcast subscription."""
+
+
+async def _finish(source: Source, result: StreamResult, on_done: OnDone | None) -> None:
+    # Shielded: when the client hung up this task is being cancelled, yet the subscription must
+    # still be closed, so that the upstream is aborted when nobody else follows it.
     if result.completed:
         outcome = "completed"
     elif result.failed:
@@ -94,7 +106,7 @@ async def _finish(stream: UpstreamStream, result: StreamResult, on_done: OnDone 
     else:
         outcome = "client_aborted"
     with anyio.CancelScope(shield=True):
-        await stream.aclose()
+        await source.aclose()
         metrics.STREAMS.labels(outcome=outcome).inc()
         if on_done is not None:
             await on_done(result)
@@ -124,19 +136,18 @@ _RELAY_ERRORS = (errors.GatewayError, msgspec.DecodeError, msgspec.ValidationErr
 
 
 async def _chunks(
-    stream: UpstreamStream, result: StreamResult, *, route: str, started: float
+    source: Source, result: StreamResult, *, route: str, started: float | None
 ) -> AsyncIterator[tuple[bytes, _Chunk, str | None] | None]:
-    """Decoded upstream chunks with their raw payload and text delta; ``None`` for a keep-alive."""
+    """Decoded chunks with their raw payload and text delta; ``None`` for a keep-alive.
+
+    ``started`` is when the request arrived, for the time to first token (None for a replay)."""
     metrics.STREAMS.labels(outcome="started").inc()
-    async for payload in stream.events():
+    async for payload in source:
         if payload is None:
             yield None
             continue
-        chunk = _decode_chunk(payload)
-        if chunk.error is not None:
-            raise _upstream_error(chunk)
-        text = _observe(chunk, result)
-        if text and result.first_token_at is None:
+        chunk, text = observe_payload(payload, result)
+        if text and result.first_token_at is None and started is not None:
             result.first_token_at = time.perf_counter()
             metrics.TIME_TO_FIRST_TOKEN.labels(route=route).observe(result.first_token_at - started)
         yield payload, chunk, text
@@ -144,12 +155,12 @@ async def _chunks(
 
 
 async def relay_app(
-    stream: UpstreamStream, *, request_id: str, route: str, started: float, on_done: OnDone | None = None
+    source: Source, *, request_id: str, route: str, started: float | None, on_done: OnDone | None = None
 ) -> AsyncIterator[bytes]:
     """The app contract's SSE: ``{"text": delta}`` events, a final ``{"code": 0, ...}``, ``[DONE]``."""
     result = StreamResult()
     try:
-        async for item in _chunks(stream, result, route=route, started=started):
+        async for item in _chunks(source, result, route=route, started=started):
             if item is None:
                 yield _sent(result, SSE_KEEPALIVE)
             elif item[2]:
@@ -160,22 +171,22 @@ async def relay_app(
         err = _failure(result, exc)
         yield sse_event(_encode({"code": err.code, "message": err.message, "request_id": request_id}))
     finally:
-        await _finish(stream, result, on_done)
+        await _finish(source, result, on_done)
     yield SSE_DONE
 
 
 async def relay_openai(
-    stream: UpstreamStream,
+    source: Source,
     *,
     route: str,
-    started: float,
+    started: float | None,
     include_usage: bool,
     on_done: OnDone | None = None,
 ) -> AsyncIterator[bytes]:
     """OpenAI's SSE, relayed chunk for chunk; the usage chunk only if the client asked for it."""
     result = StreamResult()
     try:
-        async for item in _chunks(stream, result, route=route, started=started):
+        async for item in _chunks(source, result, route=route, started=started):
             if item is None:
                 yield _sent(result, SSE_KEEPALIVE)
             elif item[1].choices or include_usage:
@@ -185,7 +196,7 @@ async def relay_openai(
         error = {"message": err.message, "type": "upstream_error", "param": None, "code": err.code}
         yield sse_event(_encode({"error": error}))
     finally:
-        await _finish(stream, result, on_done)
+        await _finish(source, result, on_done)
     yield SSE_DONE
 
 

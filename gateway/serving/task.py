@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 
 from gateway import errors
+from gateway.api.schemas import QwenVLRequest
 from gateway.presets import Preset
-from gateway.schemas import QwenVLRequest
 from gateway.settings import Settings
 
 

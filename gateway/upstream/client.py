@@ -20,13 +20,13 @@ import msgspec
 import structlog
 
 from gateway import errors, metrics
-from gateway.schemas import ChatCompletion
 from gateway.settings import Settings
 from gateway.upstream.errors import error_from_status, map_transport_errors
 from gateway.upstream.pool import ReplicaPool
 from gateway.upstream.replica import Replica
 from gateway.upstream.retry import call_with_retries, report_failure
 from gateway.upstream.stream import StreamAttempt, UpstreamStream
+from gateway.upstream.wire import ChatCompletion
 
 log = structlog.get_logger("gateway.upstream")
 

@@ -12,7 +12,7 @@ import msgspec
 import structlog
 
 from gateway import errors
-from gateway.schemas import UpstreamErrorBody
+from gateway.upstream.wire import UpstreamErrorBody
 
 log = structlog.get_logger("gateway.upstream")
 

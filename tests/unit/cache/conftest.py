@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from prometheus_client import REGISTRY
 
-from gateway.cache import CacheBackend, CachedAnswer, MemoryBackend, RedisBackend, Usage
+from gateway.cache import CacheBackend, CachedAnswer, MemoryCacheBackend, RedisCacheBackend
+from gateway.upstream.wire import Usage
 from gateway.store.redis import ResilientRedis
 
 BackendFactory = Callable[[], CacheBackend]
@@ -20,14 +21,14 @@ async def new_backend(request: pytest.FixtureRequest, redis_url: str) -> AsyncIt
     """Makes backends over one shared store: each Redis one has its own client (as a separate
     gateway process would); the embedded ones are the same object (one process)."""
     clients: list[ResilientRedis] = []
-    memory = MemoryBackend(max_entries=1000, max_bytes=10_000_000)
+    memory = MemoryCacheBackend(max_entries=1000, max_bytes=10_000_000)
 
     def make() -> CacheBackend:
         if request.param == "memory":
             return memory
         client = ResilientRedis(redis_url, timeout=1.0, breaker_failures=3, breaker_reset_seconds=0.2)
         clients.append(client)
-        return RedisBackend(client)
+        return RedisCacheBackend(client)
 
     yield make
     for client in clients:

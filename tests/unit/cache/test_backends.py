@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.cache import CacheBackend, MemoryBackend
+from gateway.cache import CacheBackend, MemoryCacheBackend
 from tests.unit.cache.conftest import sample
 
 
@@ -46,7 +46,7 @@ async def test_entries_expire(backend: CacheBackend) -> None:
 
 
 async def test_lru_evicts_least_recently_used_entries() -> None:
-    store = MemoryBackend(max_entries=3, max_bytes=10_000)
+    store = MemoryCacheBackend(max_entries=3, max_bytes=10_000)
     before = sample("gateway_cache_evictions_total")
     for name in "abc":
         await store.set(name, b"v", 60)
@@ -59,7 +59,7 @@ async def test_lru_evicts_least_recently_used_entries() -> None:
 
 
 async def test_byte_bound_evicts_and_refuses_oversized_values() -> None:
-    store = MemoryBackend(max_entries=1000, max_bytes=1000)
+    store = MemoryCacheBackend(max_entries=1000, max_bytes=1000)
     for i in range(5):
         await store.set(f"k{i}", b"x" * 298, 60)  # 300 bytes with the key
     assert store.bytes <= 1000
@@ -72,7 +72,7 @@ async def test_byte_bound_evicts_and_refuses_oversized_values() -> None:
 
 async def test_bytes_gauge_follows_the_store() -> None:
     before = sample("gateway_cache_bytes")
-    store = MemoryBackend(max_entries=10, max_bytes=10_000)
+    store = MemoryCacheBackend(max_entries=10, max_bytes=10_000)
     await store.set("k", b"x" * 99, 60)
     assert sample("gateway_cache_bytes") == before + 100
     await store.set("k", b"x" * 9, 60)
@@ -83,7 +83,7 @@ async def test_bytes_gauge_follows_the_store() -> None:
 
 async def test_expired_entries_are_not_counted_as_evictions() -> None:
     now = [0.0]
-    store = MemoryBackend(max_entries=1, max_bytes=10_000, clock=lambda: now[0])
+    store = MemoryCacheBackend(max_entries=1, max_bytes=10_000, clock=lambda: now[0])
     before = sample("gateway_cache_evictions_total")
     await store.set("a", b"v", 1)
     now[0] = 5.0

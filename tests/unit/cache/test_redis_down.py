@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from gateway.cache import IdempotencyStore, RedisBackend, ResponseCache
+from gateway.cache import IdempotencyStore, RedisCacheBackend, ResponseCache
 from gateway.store.redis import ResilientRedis
 from tests.servers import RedisServer
 from tests.unit.cache.conftest import Counter, answer, sample
@@ -32,7 +32,7 @@ async def client(own_redis: RedisServer) -> AsyncIterator[ResilientRedis]:
 async def test_redis_down_bypasses_the_cache_then_recovers(
     own_redis: RedisServer, client: ResilientRedis
 ) -> None:
-    cache = ResponseCache(RedisBackend(client), ttl=60, coalesce_timeout=5)
+    cache = ResponseCache(RedisCacheBackend(client), ttl=60, coalesce_timeout=5)
     await cache.get_or_compute(KEY, Counter(answer("before")))
     own_redis.stop()
 
@@ -65,7 +65,7 @@ async def test_redis_down_bypasses_the_cache_then_recovers(
 async def test_idempotency_store_down_runs_the_request_once(
     own_redis: RedisServer, client: ResilientRedis
 ) -> None:
-    store = IdempotencyStore(RedisBackend(client), ttl=60, wait_timeout=5)
+    store = IdempotencyStore(RedisCacheBackend(client), ttl=60, wait_timeout=5)
     own_redis.stop()
     compute = Counter()
     answer_, replayed = await store.run(owner="a", idempotency_key="k", body_hash="b", compute=compute)

@@ -1,10 +1,10 @@
-"""Wire schemas (msgspec Structs): the app contract and the parts of vLLM's answers we read."""
+"""The app contract's bodies (msgspec Structs): CONTRACT.md §1, and both error envelopes."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
+
+from gateway.upstream.wire import Usage
 
 
 class QwenVLRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -21,12 +21,6 @@ class QwenVLRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
 
     def images(self) -> list[str]:
         return [self.image] if isinstance(self.image, str) else list(self.image)
-
-
-class Usage(msgspec.Struct):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
 
 
 class AppAnswer(msgspec.Struct):
@@ -64,41 +58,3 @@ class OpenAIError(msgspec.Struct):
     """Error envelope of the OpenAI-compatible routes, with our numeric code in ``code``."""
 
     error: OpenAIErrorDetail
-
-
-# --- what we read from vLLM -------------------------------------------------------------------
-
-
-class ChatMessage(msgspec.Struct):
-    role: str = "assistant"
-    content: str | None = None
-
-
-class ChatChoice(msgspec.Struct):
-    index: int = 0
-    message: ChatMessage = msgspec.field(default_factory=ChatMessage)
-    finish_reason: str | None = None
-
-
-class ChatCompletion(msgspec.Struct):
-    """The fields of vLLM's non-streaming chat answer the app route needs."""
-
-    choices: list[ChatChoice]
-    model: str = ""
-    usage: Usage | None = None
-    id: str = ""
-
-
-class UpstreamErrorBody(msgspec.Struct):
-    """vLLM's error envelope; ``error`` is a string in its 401 answer."""
-
-    error: dict[str, Any] | str
-
-
-class ModelCard(msgspec.Struct):
-    id: str
-    max_model_len: int | None = None
-
-
-class ModelList(msgspec.Struct):
-    data: list[ModelCard]

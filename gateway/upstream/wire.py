@@ -1,0 +1,51 @@
+"""vLLM's wire format: the parts of its answers the gateway reads, and token usage (one type for the
+whole gateway: the upstream reports it, the cache stores it, limits settle with it, the routes render it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class Usage(msgspec.Struct, frozen=True):
+    """Token usage as vLLM reports it."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class ChatMessage(msgspec.Struct):
+    role: str = "assistant"
+    content: str | None = None
+
+
+class ChatChoice(msgspec.Struct):
+    index: int = 0
+    message: ChatMessage = msgspec.field(default_factory=ChatMessage)
+    finish_reason: str | None = None
+
+
+class ChatCompletion(msgspec.Struct):
+    """The fields of vLLM's non-streaming chat answer the app route needs."""
+
+    choices: list[ChatChoice]
+    model: str = ""
+    usage: Usage | None = None
+    id: str = ""
+
+
+class UpstreamErrorBody(msgspec.Struct):
+    """vLLM's error envelope; ``error`` is a string in its 401 answer."""
+
+    error: dict[str, Any] | str
+
+
+class ModelCard(msgspec.Struct):
+    id: str
+    max_model_len: int | None = None
+
+
+class ModelList(msgspec.Struct):
+    data: list[ModelCard]
