@@ -66,14 +66,32 @@ def test_global_scope_shares_between_keys(make_gateway, emulator, tmp_path) -> N
     assert b.headers["x-cache"] == "HIT"
 
 
-def test_policy_and_cache_control(gateway, emulator) -> None:
+def test_app_route_caches_whatever_the_temperature(gateway, emulator) -> None:
+    # The guide's request (CONTRACT.md §1): no temperature given, the model's default samples.
+    published = {"image": bare_b64(PHOTO), "prompt": "请描述这张图片的内容"}
+    assert [gateway.ask(published).headers["x-cache"] for _ in range(2)] == ["MISS", "HIT"]
     warm = gateway.ask(body(temperature=0.7))
     again = gateway.ask(body(temperature=0.7))
-    assert warm.headers["x-cache"] == again.headers["x-cache"] == "BYPASS"  # not reproducible
+    assert [warm.headers["x-cache"], again.headers["x-cache"]] == ["MISS", "HIT"]
+    assert again.json()["cached"] is True
+    assert emulator_stats(emulator)["chat_requests"] == 2
+
+
+def test_cache_control_opts_out_per_request(gateway, emulator) -> None:
     gateway.ask(body())
     fresh = gateway.ask(body(), headers={"cache-control": "no-cache"})
     assert fresh.headers["x-cache"] == "MISS"
+    unstored = gateway.ask(body(prompt="another"), headers={"cache-control": "no-store"})
+    assert unstored.headers["x-cache"] == "BYPASS"
+    assert gateway.ask(body(prompt="another")).headers["x-cache"] == "MISS"  # no-store stored nothing
     assert emulator_stats(emulator)["chat_requests"] == 4
+
+
+def test_setting_opts_the_app_route_out_of_sampled_caching(make_gateway, emulator) -> None:
+    gw = make_gateway([emulator.url], cache_app_any_temperature=False)
+    statuses = [gw.ask(body(temperature=0.7)).headers["x-cache"] for _ in range(2)]
+    assert statuses == ["BYPASS", "BYPASS"]  # reproducible requests only, as on the OpenAI route
+    assert [gw.ask(body()).headers["x-cache"] for _ in range(2)] == ["MISS", "HIT"]
 
 
 def test_errors_are_not_cached(gateway, emulator) -> None:

@@ -54,7 +54,9 @@ def test_client_disconnect_cancels_upstream_within_a_second(gateway, emulator) -
 
 
 def test_upstream_dropping_mid_stream_gives_an_error_event(gateway, emulator) -> None:
-    set_faults(emulator, drop_after_chunks=3)
+    # Tokens 20 ms apart, as a model sends them: chunks and the drop arriving in one read would let
+    # aiohttp raise before handing over the buffered chunks (then a 502 before the first byte).
+    set_faults(emulator, drop_after_chunks=3, per_token_ms=20)
     with gateway.client.stream("POST", "/v1/qwen-vl", json=BODY) as response:
         assert response.status_code == 200
         events = _events(response)
