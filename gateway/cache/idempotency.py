@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import msgspec
 
+from gateway import metrics
 from gateway.cache.backends import CacheBackend, backend_from_settings
 from gateway.cache.flight import FlightConflict, SingleFlight, Ticket
 from gateway.cache.model import CachedAnswer, is_storable
@@ -34,6 +35,11 @@ class IdempotencyRecord(msgspec.Struct, frozen=True):
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(IdempotencyRecord)
+
+
+def _count_replay(result: str) -> None:
+    """A retry answered from its first attempt counts as the cache outcome its X-Cache header says."""
+    metrics.CACHE_REQUESTS.labels(result=result).inc()
 
 
 def _conflict(idempotency_key: str) -> IdempotencyConflict:
@@ -113,6 +119,7 @@ class IdempotencyStore:
             if record is not None:
                 if record.body_hash != body_hash:
                     raise _conflict(idempotency_key)
+                _count_replay("hit")
                 yield IdempotentAttempt(self, body_hash, answer=record.answer)
                 return
             yield IdempotentAttempt(self, body_hash)  # unreadable record: answer afresh, record nothing
@@ -140,7 +147,7 @@ class IdempotencyStore:
             return _encoder.encode(IdempotencyRecord(body_hash, answer)), self.ttl
 
         try:
-            return await self.streams.join(
+            ticket = await self.streams.join(
                 self.record_key(owner, idempotency_key),
                 tag=body_hash.encode(),
                 decode=decode,
@@ -149,6 +156,9 @@ class IdempotencyStore:
             )
         except FlightConflict:
             raise _conflict(idempotency_key) from None
+        if not ticket.leads:
+            _count_replay("coalesced" if ticket.status == "LIVE" else "hit")
+        return ticket
 
     async def run(
         self,

@@ -152,6 +152,11 @@ class ResponseCache:
         if not entry.published:
             await ticket.fail(None)
 
+    def bypassed(self) -> CacheStatus:
+        """Count a request the cache takes no part in (policy, ``no-store``, disabled)."""
+        _count("BYPASS")
+        return "BYPASS"
+
     async def join_stream(
         self, key: str, *, mode: CacheMode, replay: Replay
     ) -> tuple[StreamTicket, CacheStatus]:

@@ -120,7 +120,7 @@ async def _answer_once(
 
     async def cached_or_computed() -> tuple[CachedAnswer, CacheStatus]:
         if key is None:
-            return await compute(), "BYPASS"
+            return await compute(), services.cache.bypassed()
         return await services.cache.get_or_compute(key, compute, mode=plan.mode)
 
     if ask.idempotency is None:
@@ -195,9 +195,8 @@ async def _stream_flight(
     services: Services, plan: CachePlan, key: str | None, call: _UpstreamCall
 ) -> tuple[StreamBroadcast, CacheStatus, str | None]:
     """Follow the identical stream in flight, replay a stored answer, or open the upstream and lead."""
-    status: CacheStatus = "BYPASS"
     if key is None:
-        ticket = StreamTicket("LEAD")
+        ticket, status = StreamTicket("LEAD"), services.cache.bypassed()
     else:
         ticket, status = await services.cache.join_stream(key, mode=plan.mode, replay=replay_items)
     if ticket.broadcast is not None:

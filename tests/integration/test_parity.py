@@ -292,12 +292,14 @@ def test_a_retried_stream_joins_the_live_one(gateway, emulator) -> None:
 def test_leader_leaving_keeps_the_stream_for_followers(gateway, emulator) -> None:
     set_faults(emulator, per_token_ms=40, answer_tokens=30)
     body = app_body("leader leaves", True)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        with gateway.client.stream("POST", "/v1/qwen-vl", json=body) as leader:
-            lines = leader.iter_lines()
-            next(line for line in lines if line.startswith("data: "))
-            follower = pool.submit(send, gateway, "app", "leader leaves", stream=True, headers={})
-            time.sleep(0.4)  # the follower joins; then the leader hangs up mid-stream
+    with (
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+        gateway.client.stream("POST", "/v1/qwen-vl", json=body) as leader,
+    ):
+        lines = leader.iter_lines()
+        next(line for line in lines if line.startswith("data: "))
+        follower = pool.submit(send, gateway, "app", "leader leaves", stream=True, headers={})
+        time.sleep(0.4)  # the follower joins; then the leader hangs up mid-stream
     # The leader hung up; the follower still gets the whole answer from the one upstream call.
     reply = follower.result()
     assert reply.cache == "COALESCED" and reply.text
