@@ -134,11 +134,6 @@ class SingleFlight:
         """The lease beside its value, in the same cluster slot (one hash tag)."""
         return f"{self.prefix}:{hash_tag(key)}:lease"
 
-    @property
-    def in_flight(self) -> int:
-        """Keys being computed by a leader in this process."""
-        return len(self._local)
-
     async def join(self, key: str, *, tag: bytes = b"") -> Ticket:
         """Find the value, wait for the leader computing it, or become that leader."""
         loop = asyncio.get_running_loop()

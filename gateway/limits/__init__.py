@@ -1,12 +1,11 @@
 """Per-key limits (rpm, tpm, concurrency) on Redis or in-process, with a Redis failure policy.
 
-Typical use in a route, before any image work or upstream call::
+Used by one caller, the pipeline's gate (gateway/serving/gate.py), before any image work::
 
-    decision = await limiter.check(principal, estimated_tokens)    # 42901 / 42902
-    async with limiter.concurrency(principal):                      # 42903
-        answer = await upstream(...)
-    await limiter.reconcile(principal, estimated_tokens, answer.usage.total_tokens)
-    response.headers.update(decision.headers())
+    decision = await limiter.evaluate(principal, estimated_tokens)  # refused: decision.error() (42901/42902)
+    lease = await limiter.acquire(principal)                         # 42903 when full
+    ...                                                              # the answer
+    await limiter.reconcile(principal, estimated_tokens, usage.total_tokens); await lease.release()
 """
 
 from gateway.auth.principal import Limits

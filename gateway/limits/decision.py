@@ -81,11 +81,5 @@ class LimitDecision:
             "rate limit exceeded" + limit.format("requests"), retry_after=self.retry_after
         )
 
-    def raise_for_refusal(self) -> None:
-        """Raise :meth:`error` when the request was refused."""
-        error = self.error()
-        if error is not None:
-            raise error
-
 
 ALLOWED_UNLIMITED = LimitDecision(allowed=True)

@@ -15,7 +15,7 @@ import contextlib
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Literal
 
 from gateway import metrics
@@ -122,14 +122,8 @@ class Limiter:
 
     # --- rates ------------------------------------------------------------------------------------
 
-    async def check(self, principal: Principal, estimated_tokens: int = 0) -> LimitDecision:
-        """Charge one request and ``estimated_tokens``; raise 42901/42902 (50301 if closed) when refused."""
-        decision = await self.evaluate(principal, estimated_tokens)
-        decision.raise_for_refusal()
-        return decision
-
     async def evaluate(self, principal: Principal, estimated_tokens: int = 0) -> LimitDecision:
-        """Like :meth:`check` but a refusal is returned (``allowed=False``), not raised."""
+        """Charge one request and ``estimated_tokens``; a refusal is returned (``allowed=False``)."""
         limits = self.limits_for(principal)
         if limits.rpm is None and limits.tpm is None:
             return ALLOWED_UNLIMITED
@@ -261,16 +255,6 @@ class Limiter:
             )
         self._count(principal, ("concurrency",), "allowed" + suffix)
         return Lease(backend, principal.name, lease_id, self.lease_seconds)
-
-    @contextlib.asynccontextmanager
-    async def concurrency(self, principal: Principal) -> AsyncIterator[Lease | None]:
-        """Hold a concurrency slot for the block; released on every exit (error, cancellation)."""
-        lease = await self.acquire(principal)
-        try:
-            yield lease
-        finally:
-            if lease is not None:
-                await lease.release()
 
     # --- metrics ----------------------------------------------------------------------------------
 

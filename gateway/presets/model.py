@@ -79,7 +79,3 @@ class PresetInfo(msgspec.Struct, kw_only=True):
     max_tokens: int | None
     max_tokens_cap: int | None
     precheck: bool
-
-
-def valid_name(name: str) -> bool:
-    return bool(_NAME.match(name))

@@ -10,8 +10,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from gateway.cache import CacheBackend, CachedAnswer, MemoryCacheBackend, RedisCacheBackend
-from gateway.upstream.wire import Usage
 from gateway.store.redis import ResilientRedis
+from gateway.upstream.wire import Usage
 
 BackendFactory = Callable[[], CacheBackend]
 

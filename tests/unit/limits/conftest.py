@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
 from gateway.auth import Limits, Principal
-from gateway.limits import Limiter
+from gateway.limits import Lease, LimitDecision, Limiter
 from tests.unit.store.helpers import own_redis, resilient
 
 __all__ = ["own_redis"]
@@ -41,3 +42,23 @@ async def make_limiter(request: pytest.FixtureRequest) -> AsyncIterator[LimiterF
 
 def principal(name: str = "app", **limits: int) -> Principal:
     return Principal(name=name, key_id="vlgw_abcdef", limits=Limits(**limits))
+
+
+async def check(limiter: Limiter, principal: Principal, estimated_tokens: int = 0) -> LimitDecision:
+    """Charge one request's rates as the gate does before every request; a refusal raises."""
+    decision = await limiter.evaluate(principal, estimated_tokens)
+    refusal = decision.error()
+    if refusal is not None:
+        raise refusal
+    return decision
+
+
+@contextlib.asynccontextmanager
+async def slot(limiter: Limiter, principal: Principal) -> AsyncIterator[Lease | None]:
+    """Hold a concurrency slot for the block, released on every exit as the gate's Slot does."""
+    lease = await limiter.acquire(principal)
+    try:
+        yield lease
+    finally:
+        if lease is not None:
+            await lease.release()

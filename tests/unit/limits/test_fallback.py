@@ -18,7 +18,7 @@ from gateway.limits import Limiter
 from gateway.limits.fallback import FallbackDebts, RateMemory
 from gateway.limits.redis_backend import state_key
 from gateway.settings import Settings
-from tests.unit.limits.conftest import principal
+from tests.unit.limits.conftest import check, principal, slot
 from tests.unit.store.helpers import resilient, wait_recovered
 
 
@@ -185,7 +185,7 @@ async def test_paused_redis_times_out_into_the_fallback(own_redis) -> None:
     results = [await limiter.evaluate(p) for _ in range(12)]
     assert {d.backend for d in results} == {"fallback"}
     assert sum(d.allowed for d in results) == 8  # 9 minus the one Redis counted
-    async with limiter.concurrency(p), limiter.concurrency(p), limiter.concurrency(p):
+    async with slot(limiter, p), slot(limiter, p), slot(limiter, p):
         with pytest.raises(ConcurrencyLimited):
             await limiter.acquire(p)
     await wait_recovered(client)
@@ -197,7 +197,7 @@ async def test_a_lease_whose_release_failed_frees_itself_after_its_ttl(own_redis
     client = resilient(own_redis.url, timeout=0.1)
     limiter = Limiter(client, lease_seconds=1.5)
     p = principal("fallback-lease", concurrency=1)
-    async with limiter.concurrency(p):
+    async with slot(limiter, p):
         own_redis.cli("CLIENT", "PAUSE", "600", "WRITE")  # the release below times out
     await asyncio.sleep(0.7)
     assert own_redis.cli("ZCARD", state_key(p.name, "conc")) == "1"  # still held on Redis...
@@ -219,7 +219,7 @@ async def test_open_policy_lets_everything_through_and_counts_it(own_redis) -> N
     before = REGISTRY.get_sample_value(
         "gateway_limit_decisions_total", {"kind": "rpm", "decision": "allowed_open", "key": p.name}
     )
-    results = [await limiter.check(p) for _ in range(5)]
+    results = [await check(limiter, p) for _ in range(5)]
     assert all(d.allowed and d.backend == "open" for d in results)
     assert (
         REGISTRY.get_sample_value(
@@ -227,7 +227,7 @@ async def test_open_policy_lets_everything_through_and_counts_it(own_redis) -> N
         )
         == (before or 0) + 5
     )
-    async with limiter.concurrency(p), limiter.concurrency(p):
+    async with slot(limiter, p), slot(limiter, p):
         pass
     await client.aclose()
 
@@ -238,7 +238,7 @@ async def test_closed_policy_refuses_with_50301(own_redis) -> None:
     p = principal("fallback-closed", rpm=100, concurrency=5)
     own_redis.stop()
     with pytest.raises(ServiceUnavailable) as err:
-        await limiter.check(p)
+        await check(limiter, p)
     assert err.value.code == 50301 and err.value.retry_after_seconds == 1
     with pytest.raises(ServiceUnavailable):
         await limiter.acquire(p)

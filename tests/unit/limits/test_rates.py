@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 from gateway.auth import Limits
 from gateway.errors import RequestRateLimited, TokenRateLimited
 from gateway.limits import Limiter
-from tests.unit.limits.conftest import principal
+from tests.unit.limits.conftest import check, principal, slot
 from tests.unit.store.helpers import resilient
 
 
@@ -22,10 +22,10 @@ def decisions(kind: str, decision: str, key: str) -> float:
 async def test_rpm_allows_exactly_the_limit_then_42901_with_retry_after(make_limiter) -> None:
     limiter = make_limiter()
     p = principal("rpm-exact", rpm=3)
-    remaining = [int((await limiter.check(p)).headers()["RateLimit-Remaining"]) for _ in range(3)]
+    remaining = [int((await check(limiter, p)).headers()["RateLimit-Remaining"]) for _ in range(3)]
     assert remaining == [2, 1, 0]
     with pytest.raises(RequestRateLimited) as err:
-        await limiter.check(p)
+        await check(limiter, p)
     assert err.value.code == 42901
     assert err.value.message == "rate limit exceeded: 3 requests per minute"
     assert 19.0 <= err.value.retry_after <= 20.0  # one request every 60/3 s
@@ -36,7 +36,7 @@ async def test_a_refused_request_passes_once_retry_after_has_elapsed(make_limite
     limiter = make_limiter(window_seconds=1.0)
     p = principal("rpm-wait", rpm=4)
     for _ in range(4):
-        await limiter.check(p)
+        await check(limiter, p)
     refused = await limiter.evaluate(p)
     assert not refused.allowed and refused.refused == "rpm"
     assert 0.15 <= refused.retry_after <= 0.25
@@ -50,8 +50,8 @@ async def test_a_refused_request_passes_once_retry_after_has_elapsed(make_limite
 async def test_refusals_do_not_consume_quota(make_limiter) -> None:
     limiter = make_limiter(window_seconds=1.0)
     p = principal("no-charge", rpm=2)
-    await limiter.check(p)
-    await limiter.check(p)
+    await check(limiter, p)
+    await check(limiter, p)
     for _ in range(20):
         assert not (await limiter.evaluate(p)).allowed
     await asyncio.sleep(0.55)
@@ -61,59 +61,59 @@ async def test_refusals_do_not_consume_quota(make_limiter) -> None:
 async def test_tpm_charges_the_estimate_and_reconcile_refunds_or_charges(make_limiter) -> None:
     limiter = make_limiter()
     p = principal("tpm", tpm=100)
-    await limiter.check(p, estimated_tokens=60)
+    await check(limiter, p, estimated_tokens=60)
     with pytest.raises(TokenRateLimited) as err:
-        await limiter.check(p, estimated_tokens=60)
+        await check(limiter, p, estimated_tokens=60)
     assert err.value.code == 42902
     assert "100 tokens per minute" in err.value.message
     assert 11.0 <= err.value.retry_after <= 12.0  # 20 tokens over, 0.6 s per token
     await limiter.reconcile(p, estimated_tokens=60, actual_tokens=20)  # refund 40
-    decision = await limiter.check(p, estimated_tokens=60)
+    decision = await check(limiter, p, estimated_tokens=60)
     assert decision.headers()["RateLimit-Remaining"] == "20"
     await limiter.reconcile(p, estimated_tokens=60, actual_tokens=90)  # charge 30 more: over budget
     with pytest.raises(TokenRateLimited):
-        await limiter.check(p, estimated_tokens=1)
+        await check(limiter, p, estimated_tokens=1)
 
 
 async def test_a_request_larger_than_the_tpm_limit_is_refused(make_limiter) -> None:
     limiter = make_limiter()
     with pytest.raises(TokenRateLimited) as err:
-        await limiter.check(principal("huge", tpm=100), estimated_tokens=101)
+        await check(limiter, principal("huge", tpm=100), estimated_tokens=101)
     assert err.value.retry_after == 60
 
 
 async def test_rpm_and_tpm_are_checked_together(make_limiter) -> None:
     limiter = make_limiter()
     p = principal("both", rpm=10, tpm=100)
-    decision = await limiter.check(p, estimated_tokens=90)
+    decision = await check(limiter, p, estimated_tokens=90)
     headers = decision.headers()
     assert headers["RateLimit-Limit"] == "100" and headers["RateLimit-Remaining"] == "10"  # tightest
     assert headers["RateLimit-Policy"] == "10;w=60, 100;w=60"
     assert 53 <= int(headers["RateLimit-Reset"]) <= 54
     with pytest.raises(TokenRateLimited):
-        await limiter.check(p, estimated_tokens=20)
+        await check(limiter, p, estimated_tokens=20)
     # The refused tpm check did not spend a request: 9 more fit.
     for _ in range(9):
-        await limiter.check(p)
+        await check(limiter, p)
     with pytest.raises(RequestRateLimited):
-        await limiter.check(p)
+        await check(limiter, p)
 
 
 async def test_keys_are_limited_independently(make_limiter) -> None:
     limiter = make_limiter()
-    await limiter.check(principal("one", rpm=1))
-    await limiter.check(principal("two", rpm=1))
+    await check(limiter, principal("one", rpm=1))
+    await check(limiter, principal("two", rpm=1))
     with pytest.raises(RequestRateLimited):
-        await limiter.check(principal("one", rpm=1))
+        await check(limiter, principal("one", rpm=1))
 
 
 async def test_defaults_apply_to_keys_without_their_own_limits(make_limiter) -> None:
     limiter = make_limiter(defaults=Limits(rpm=1))
-    await limiter.check(principal("defaulted"))
+    await check(limiter, principal("defaulted"))
     with pytest.raises(RequestRateLimited):
-        await limiter.check(principal("defaulted"))
-    await limiter.check(principal("own", rpm=2))
-    await limiter.check(principal("own", rpm=2))
+        await check(limiter, principal("defaulted"))
+    await check(limiter, principal("own", rpm=2))
+    await check(limiter, principal("own", rpm=2))
 
 
 async def test_two_limiters_on_one_redis_enforce_one_global_limit(redis_url: str) -> None:
@@ -151,9 +151,9 @@ async def test_unlimited_principals_cost_no_store_call(make_limiter, monkeypatch
 
     monkeypatch.setattr(limiter.primary, "hit", spy)
     monkeypatch.setattr(limiter.primary, "acquire", spy)
-    decision = await limiter.check(principal("free"), estimated_tokens=10_000)
+    decision = await check(limiter, principal("free"), estimated_tokens=10_000)
     assert decision.allowed and decision.headers() == {} and decision.backend == "none"
-    async with limiter.concurrency(principal("free")) as lease:
+    async with slot(limiter, principal("free")) as lease:
         assert lease is None
     await limiter.reconcile(principal("free"), 10, 20)
     assert calls == []
