@@ -21,9 +21,8 @@ from pathlib import Path
 import httpx
 
 from gateway.auth import build_key_manager
+from gateway.ops.stores import open_stores
 from gateway.settings import Settings, load_settings
-from gateway.store.embedded import EmbeddedDB
-from gateway.store.redis import open_redis
 
 BANNER = "=" * 78
 DEMO_KEY_NAME = "demo"
@@ -65,17 +64,14 @@ def _start_emulator(port: int) -> str:
 
 async def _rotate_demo_key(settings: Settings) -> str:
     """Revoke the previous ``demo`` key (if any) and create a new one; its secret is shown once."""
-    async with open_redis(settings, call_timeout=2.0) as redis:
-        db = None if redis is not None else EmbeddedDB.in_dir(settings.data_dir)
-        manager = build_key_manager(settings, redis, db)
+    async with open_stores(settings, operator=True) as stores:
+        manager = build_key_manager(settings, stores.redis, stores.db)
         try:
             await manager.revoke(DEMO_KEY_NAME)
             key, _ = await manager.create(DEMO_KEY_NAME)
             return key
         finally:
             await manager.aclose()
-            if db is not None:
-                db.close()
 
 
 def _demo_key() -> str | None:

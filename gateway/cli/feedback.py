@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import sys
 import time
@@ -19,11 +18,9 @@ from collections.abc import Sequence
 from typing import IO
 
 from gateway.devex import build_store
+from gateway.ops.stores import open_stores
 from gateway.settings import Settings, SettingsError, load_settings
-from gateway.store.embedded import EmbeddedDB
-from gateway.store.redis import StoreUnavailable, open_redis
-
-CLI_REDIS_TIMEOUT = 10.0  # an export reads pages of 500 entries; the server's 100 ms is for hot paths
+from gateway.store.redis import StoreUnavailable
 
 
 def parse_when(text: str) -> float:
@@ -49,14 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def export(settings: Settings, since: float, until: float, out: IO[bytes], verdict: str | None) -> int:
     """Write matching entries to ``out``; returns how many."""
-    async with contextlib.AsyncExitStack() as stack:
-        redis = await stack.enter_async_context(open_redis(settings, call_timeout=CLI_REDIS_TIMEOUT))
-        db = None
-        if redis is None:
-            db = EmbeddedDB.in_dir(settings.data_dir)
-            stack.callback(db.close)
+    async with open_stores(settings, operator=True) as stores:
         count = 0
-        async for entry in build_store(settings, redis, db).feedback_between(since, until):
+        async for entry in build_store(settings, stores.redis, stores.db).feedback_between(since, until):
             if verdict is None or entry.verdict == verdict:
                 out.write(entry.export_line())
                 count += 1

@@ -22,11 +22,9 @@ from gateway.auth.manager import KeyManager
 from gateway.auth.principal import KeyRecord
 from gateway.auth.store import KeyNameTaken
 from gateway.auth.when import parse_duration, parse_expiry
+from gateway.ops.stores import open_stores
 from gateway.settings import Settings
-from gateway.store.embedded import EmbeddedDB
-from gateway.store.redis import StoreUnavailable, open_redis
-
-CLI_REDIS_TIMEOUT = 5.0  # an operator command can wait longer than a request
+from gateway.store.redis import StoreUnavailable
 
 
 def _positive(raw: str) -> int:
@@ -94,15 +92,12 @@ def run(
 @asynccontextmanager
 async def operator_manager(settings: Settings) -> AsyncIterator[KeyManager]:
     """A KeyManager on the configured store, for one operator command."""
-    async with open_redis(settings, call_timeout=CLI_REDIS_TIMEOUT) as redis:
-        db = None if redis is not None else EmbeddedDB.in_dir(settings.data_dir)
-        manager = build_key_manager(settings, redis, db)
+    async with open_stores(settings, operator=True) as stores:
+        manager = build_key_manager(settings, stores.redis, stores.db)
         try:
             yield manager
         finally:
             await manager.aclose()
-            if db is not None:
-                db.close()
 
 
 async def _run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:

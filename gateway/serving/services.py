@@ -14,10 +14,10 @@ from gateway.cache import IdempotencyStore, ResponseCache
 from gateway.devex import DevEx, open_devex
 from gateway.images import ImageIntake
 from gateway.limits import Limiter
+from gateway.ops.stores import open_stores
 from gateway.serving.gate import Gate
 from gateway.settings import Settings
-from gateway.store.embedded import EmbeddedDB
-from gateway.store.redis import ResilientRedis, open_redis
+from gateway.store.redis import ResilientRedis
 from gateway.upstream.client import UpstreamClient, build_http_client, build_session
 from gateway.upstream.pool import ReplicaPool
 
@@ -74,12 +74,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         await pool.start()
         stack.push_async_callback(pool.aclose)
         upstream = UpstreamClient(settings, session, pool)
-        redis = await stack.enter_async_context(open_redis(settings))
+        stores = await stack.enter_async_context(open_stores(settings))
+        redis, db = stores.redis, stores.db
         intake = ImageIntake(settings)
         stack.push_async_callback(intake.aclose)
-        db = None if redis is not None else EmbeddedDB.in_dir(settings.data_dir)
-        if db is not None:
-            stack.callback(db.close)
         keys = build_key_manager(settings, redis, db)
         stack.push_async_callback(keys.aclose)
         devex = await stack.enter_async_context(open_devex(settings, redis, db))
