@@ -11,23 +11,21 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
-from gateway import __version__, metrics
+from gateway import __version__
 from gateway.api.app_route import qwen_vl
 from gateway.api.auth import provide_principal
 from gateway.api.context import RequestContext, RequestContextMiddleware
 from gateway.api.cors import CORSMiddleware
-from gateway.api.devex_routes import DEVEX_ROUTES
 from gateway.api.docs_route import docs_page
 from gateway.api.envelopes import handle_exception
 from gateway.api.openai_routes import chat_completions, list_models
-from gateway.api.ops_routes import healthz, metrics_route, readyz
-from gateway.constants import ROUTE_APP, ROUTE_CHAT
+from gateway.api.ops_routes import healthz, readyz
+from gateway.api.plugins import DevexPlugin, MetricsConfig, MetricsPlugin
+from gateway.api.plugins.devex import count_usage
 from gateway.ops.lifecycle import install_drain_on_sigterm
 from gateway.ops.logging import configure_logging
 from gateway.serving.services import Services, open_services
 from gateway.settings import Settings, load_settings
-
-USAGE_ROUTES = frozenset({ROUTE_APP, ROUTE_CHAT})
 
 
 def known_routes(app: Litestar) -> frozenset[str]:
@@ -52,11 +50,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             install_drain_on_sigterm(services, settings.shutdown_drain_seconds)
             yield
 
-    handlers = [qwen_vl, chat_completions, list_models, healthz, readyz, *DEVEX_ROUTES, docs_page]
-    if settings.metrics_port is None:
-        handlers.append(metrics_route)
+    handlers = [qwen_vl, chat_completions, list_models, healthz, readyz, docs_page]
+    metrics_config = MetricsConfig(token=settings.metrics_token, serve_route=settings.metrics_port is None)
     app = Litestar(
         route_handlers=handlers,
+        plugins=[MetricsPlugin(metrics_config), DevexPlugin()],
         lifespan=[lifespan],
         dependencies={
             "services": Provide(_services, sync_to_thread=False),
@@ -75,23 +73,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
     )
 
-    def count_usage(ctx: RequestContext) -> None:
+    def request_finished(ctx: RequestContext) -> None:
         services: Services | None = getattr(app.state, "services", None)
-        if services is None or ctx.key_name is None or ctx.route not in USAGE_ROUTES:
-            return
-        outcome = ctx.outcome
-        usage = outcome.usage if outcome is not None else None
-        tokens = (usage.prompt_tokens, usage.completion_tokens) if usage is not None else None
-        if tokens is not None:
-            metrics.TOKENS.labels(direction="prompt").inc(tokens[0])
-            metrics.TOKENS.labels(direction="completion").inc(tokens[1])
-        cached = outcome is not None and outcome.cache == "HIT"
-        services.devex.record_usage(ctx.key_name, code=ctx.code, usage=tokens, cached=cached)
+        if services is not None:
+            count_usage(services, ctx)
 
     handler = app.asgi_handler
     if settings.cors_origins:
         handler = CORSMiddleware(handler, settings.cors_origins)
-    app.asgi_handler = RequestContextMiddleware(handler, known_routes(app), on_finish=count_usage)
+    app.asgi_handler = RequestContextMiddleware(handler, known_routes(app), on_finish=request_finished)
     return app
 
 

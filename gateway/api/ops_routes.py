@@ -1,15 +1,11 @@
-"""Operations routes: liveness, readiness and metrics (CONTRACT.md §5)."""
+"""Operations routes: liveness and readiness (CONTRACT.md §5); ``/metrics`` is the metrics plugin's."""
 
 from __future__ import annotations
-
-import hmac
 
 from litestar import Response, get
 from litestar.params import FromQuery
 
-from gateway import errors
-from gateway.api.types import AnyRequest, ServicesDep
-from gateway.ops.metrics_export import render_metrics
+from gateway.api.types import ServicesDep
 
 
 @get("/healthz", include_in_schema=False, sync_to_thread=False)
@@ -29,15 +25,3 @@ async def readyz(services: ServicesDep, ignore: FromQuery[str | None] = None) ->
     ignored = set((ignore or "").split(","))
     failing = [name for name in report["not_ready"] if name not in ignored]
     return Response(content=report, status_code=503 if failing else 200)
-
-
-@get("/metrics", include_in_schema=False, sync_to_thread=False)
-def metrics_route(request: AnyRequest, services: ServicesDep) -> Response[bytes]:
-    """Prometheus text format; behind a bearer token when ``GATEWAY_METRICS_TOKEN`` is set."""
-    token = services.settings.metrics_token
-    if token is not None:
-        presented = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(presented.encode(), token.get_secret_value().encode()):
-            raise errors.Unauthorized("metrics need the operator's bearer token")
-    body, content_type = render_metrics()
-    return Response(content=body, media_type=content_type)

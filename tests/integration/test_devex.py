@@ -23,8 +23,6 @@ import pytest
 from litestar import Litestar
 from PIL import Image, ImageEnhance
 
-from gateway.api.devex_routes import DEVEX_ROUTES
-from gateway.api.docs_route import docs_page
 from gateway.app import create_app
 from gateway.devex import open_devex
 from gateway.serving.services import Services
@@ -38,11 +36,7 @@ SHIPPED = ["describe", "identify_object", "ocr", "receipt", "ui_screenshot"]
 
 
 def attach_devex(app: Litestar) -> Litestar:
-    """Register the devex and docs routes and open a DevEx, unless create_app already does."""
-    paths = {route.path for route in app.routes}
-    for handler in (*DEVEX_ROUTES, docs_page):
-        if not set(handler.paths) & paths:
-            app.register(handler)
+    """Open a DevEx, unless create_app already does (the devex plugin installs the routes)."""
     if not WIRED:
         stack = AsyncExitStack()
 
