@@ -43,3 +43,5 @@ def decode_json(body: bytes, schema: type[T]) -> T:
         raise errors.InvalidBody(f"invalid request: {message}", param=param) from None
     except msgspec.DecodeError as exc:
         raise errors.InvalidBody(f"request body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:  # msgspec decodes a string field's bytes only when it reaches it
+        raise errors.InvalidBody("request body is not valid UTF-8") from None
