@@ -105,7 +105,8 @@ async def main() -> None:
         ),
         ("fingerprint (1 MB image body, parsed)", median_us(args.runs, 20, lambda: fingerprint(body))),
     ]
-    memory = ResponseCache(MemoryCacheBackend(max_entries=10_000, max_bytes=1 << 28), ttl=600, coalesce_timeout=60)
+    memory_backend = MemoryCacheBackend(max_entries=10_000, max_bytes=1 << 28)
+    memory = ResponseCache(memory_backend, ttl=600, coalesce_timeout=60)
     results += await bench_cache("embedded", memory, args.runs, args.n)
 
     server = None

@@ -15,9 +15,10 @@ from gateway.cache import CachedAnswer, CacheStatus
 from gateway.cache.broadcast import Broadcast
 from gateway.cache.streams import StreamTicket
 from gateway.devex import RequestRecord
-from gateway.images import PreparedImage, check_context
+from gateway.images import PreparedImage
 from gateway.serving.answers import CachePlan, cached_from_upstream, plan_cache, replay_items
 from gateway.serving.ask import Ask, Chat
+from gateway.serving.context import check_context
 from gateway.serving.fanout import StreamBroadcast, start_pump
 from gateway.serving.gate import Slot, estimate_tokens, text_tokens_lower
 from gateway.serving.outcome import LiveStream, Outcome
