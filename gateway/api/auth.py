@@ -7,14 +7,16 @@ Every ``/v1`` handler takes ``principal: PrincipalDep``, so a request without a 
 from __future__ import annotations
 
 from gateway.api.context import context_of
-from gateway.api.types import AnyRequest
+from gateway.api.types import AnyRequest, ServicesDep
 from gateway.auth import Principal
-from gateway.serving.services import Services
 
 
-async def provide_principal(request: AnyRequest) -> Principal:
-    """Authenticate the request's key for its route; the access line names the key from now on."""
-    services: Services = request.app.state.services
+async def provide_principal(request: AnyRequest, services: ServicesDep) -> Principal:
+    """Authenticate the request's key for its route; the access line names the key from now on.
+
+    It depends on ``services`` so that Litestar resolves the two one after the other: dependencies
+    of one level are resolved in a task group, which costs a task per request.
+    """
     path = request.scope["path"]
     principal = await services.gate.authenticate(request.headers, path)
     context_of(request.scope).key_name = principal.name
