@@ -17,10 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.images import bare_b64, data_uri, photo_jpeg
 from tests.integration.conftest import GatewayUnderTest, create_key, emulator_stats, set_faults
+from tests.servers import GatewayProcess
 
 PHOTO = photo_jpeg(640, 480, seed=11)
 CONCURRENCY = 3  # the test key's concurrency limit; COALESCED cells send this many at once
@@ -344,3 +346,39 @@ def test_one_token_estimate_for_both_routes(make_gateway, emulator, tmp_path) ->
     )
     assert first.status_code == second.status_code == 200
     assert tpm - int(first.headers["ratelimit-remaining"]) == tpm - int(second.headers["ratelimit-remaining"])
+
+
+@pytest.mark.slow
+def test_a_stream_in_another_process_gets_the_complete_answer(redis_url, emulator, tmp_path) -> None:
+    """Across processes the Redis lease hands over the complete answer (not the tokens)."""
+    env = {
+        "GATEWAY_UPSTREAM_URLS": emulator.url,
+        "GATEWAY_REDIS_URL": redis_url,
+        "GATEWAY_REDIS_TIMEOUT": "2",
+        "GATEWAY_AUTH_DISABLED": "true",
+        "GATEWAY_DATA_DIR": str(tmp_path),
+        "GATEWAY_LOG_LEVEL": "warning",
+    }
+    first, second = GatewayProcess(env).start(), GatewayProcess(env).start()
+    try:
+        set_faults(emulator, per_token_ms=40)
+        body = app_body("two processes", True)
+
+        def stream_from(gw: GatewayProcess) -> tuple[str, str]:
+            with httpx.stream("POST", f"{gw.url}/v1/qwen-vl", json=body, timeout=30) as response:
+                events = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
+                cache = response.headers["x-cache"]
+            text = "".join(json.loads(e).get("text", "") for e in events[:-1])
+            return cache, text
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            leader = pool.submit(stream_from, first)
+            time.sleep(0.4)
+            follower = pool.submit(stream_from, second)
+            (lead_cache, lead_text), (follow_cache, follow_text) = leader.result(), follower.result()
+        assert (lead_cache, follow_cache) == ("MISS", "COALESCED")
+        assert lead_text == follow_text and lead_text
+        assert emulator_stats(emulator)["chat_requests"] == 1
+    finally:
+        first.stop()
+        second.stop()
