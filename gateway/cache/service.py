@@ -12,7 +12,7 @@ from gateway.cache.flight import SingleFlight, Ticket
 from gateway.cache.keys import KeyMaterial, cache_key, scope_for
 from gateway.cache.model import CachedAnswer, CacheStatus, decode_answer, encode_answer, is_storable
 from gateway.cache.policy import CacheMode
-from gateway.cache.streams import Replay, StreamFlights, StreamTicket
+from gateway.cache.streams import Replay, StreamFlights, StreamTicket, TicketStatus
 from gateway.settings import Settings
 from gateway.store.redis import ResilientRedis, StoreUnavailable
 
@@ -198,7 +198,7 @@ class ResponseCache:
             return answer, entry.status
 
 
-_STREAM_STATUS: dict[str, CacheStatus] = {
+_STREAM_STATUS: dict[TicketStatus, CacheStatus] = {
     "LIVE": "COALESCED",
     "HIT": "HIT",
     "COALESCED": "COALESCED",

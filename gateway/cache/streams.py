@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from gateway.cache.broadcast import Broadcast
 from gateway.cache.flight import FlightConflict, SingleFlight, Ticket
@@ -24,6 +25,10 @@ from gateway.cache.model import CachedAnswer, is_storable
 
 StreamItem = bytes | None
 """A stream's unit: one upstream ``data:`` payload, or ``None`` for a keep-alive."""
+
+TicketStatus = Literal["LIVE", "HIT", "COALESCED", "LEAD", "LEAD_LOCAL"]
+"""Follow a stream in progress; replay a stored answer (found, or handed over by another
+process's leader); lead (``LEAD_LOCAL``: the store is down, nothing will be stored)."""
 
 Replay = Callable[[CachedAnswer], list[StreamItem]]
 """How a stored answer becomes stream items (the pipeline knows the chunk format)."""
@@ -39,7 +44,7 @@ class _Live:
 class StreamTicket:
     """One streaming caller's place: a ``broadcast`` to follow, or the duty to :meth:`lead`."""
 
-    status: str  # "LIVE" (follow one in progress), "HIT"/"COALESCED" (replay), "LEAD"/"LEAD_LOCAL"
+    status: TicketStatus
     broadcast: Broadcast[StreamItem] | None = None
     answer: CachedAnswer | None = None  # the stored answer a replay comes from
     _flights: StreamFlights | None = None
