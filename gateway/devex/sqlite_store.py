@@ -100,7 +100,8 @@ class SqliteDevexStore:
                 conn.execute(_PRUNE_EXPIRED, (now,))
                 conn.execute(_PRUNE_OLDEST, (self.max_request_rows,))
 
-        await self._run(write)
+        # One transaction per batch: in autocommit mode every row would be a commit of its own.
+        await self._run(lambda conn: transaction(conn, write))
 
     async def get_request(self, key_name: str, request_id: str) -> RequestRecord | None:
         sql = "SELECT body FROM devex_requests WHERE key_name = ? AND request_id = ? AND expires >= ?"
