@@ -68,10 +68,12 @@ def openai_ask(
 ) -> Ask:
     """``POST /v1/chat/completions``: cached only when reproducible, unless the operator opts in."""
     settings = services.settings
+    requested = body.get("model")
     chat = parse_chat(body, settings=settings, served_model=model, aliases=settings.upstream_model_aliases)
     n = body.get("n", 1)
     return Ask(
         question=chat,
+        model=requested if isinstance(requested, str) else None,
         images=tuple(part["image_url"]["url"] for part in chat.image_parts),
         sampling=sampling_of(body),
         n=n if isinstance(n, int) else 1,

@@ -18,6 +18,7 @@ async def provide_principal(request: AnyRequest, services: ServicesDep) -> Princ
     of one level are resolved in a task group, which costs a task per request.
     """
     path = request.scope["path"]
-    principal = await services.gate.authenticate(request.headers, path)
+    client = request.client.host if request.client else None
+    principal = await services.gate.authenticate(request.headers, path, client=client)
     context_of(request.scope).key_name = principal.name
     return principal

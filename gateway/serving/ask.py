@@ -134,6 +134,7 @@ class Ask:
     question: Prompt | Chat
     images: tuple[str, ...]  # image references as sent: URLs, data: URIs or bare base64
     video: str | None = None  # reserved for the video reference (not served yet)
+    model: str | None = None  # the model the client named (OpenAI route); None: the served one
     preset: Preset | None = None
     sampling: Sampling
     n: int = 1

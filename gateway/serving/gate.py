@@ -105,9 +105,13 @@ class Gate:
         self.keys = keys
         self.limiter = limiter
 
-    async def authenticate(self, headers: Mapping[str, str], route: str) -> Principal:
-        """The caller's principal (40101 without a valid key, 40301 when the route is not theirs)."""
-        principal = await self.keys.authenticate(extract_key(headers))
+    async def authenticate(
+        self, headers: Mapping[str, str], route: str, *, client: str | None = None
+    ) -> Principal:
+        """The caller's principal (40101 without a valid key, 40301 when the route is not theirs).
+
+        ``client`` is the caller's address: unknown keys are budgeted per address (42904)."""
+        principal = await self.keys.authenticate(extract_key(headers), client=client)
         principal.check_route(route)
         return principal
 

@@ -31,6 +31,7 @@ async def serve(services: Services, ask: Ask) -> Outcome:
     """Answer ``ask``: the answer or a live stream, with its cache status, replica and usage."""
     settings = services.settings
     model = await services.upstream.model()
+    ask.principal.check_model(ask.model or model, served=model)  # the key's model allow-list (40301)
     # 1. Admit: charge the rates with an upper-bound estimate, take a concurrency slot.
     slot = await services.gate.admit(
         ask.principal,

@@ -382,3 +382,18 @@ def test_a_stream_in_another_process_gets_the_complete_answer(redis_url, emulato
     finally:
         first.stop()
         second.stop()
+
+
+def test_a_keys_model_allow_list_holds_on_both_routes(make_gateway, emulator, tmp_path) -> None:
+    gw = make_gateway([emulator.url], auth_disabled=False)
+    other = create_key(tmp_path, "other-model", "--models", "qwen3-vl-32b")
+    served = create_key(tmp_path, "served-model", "--models", "qwen3-vl-8b")
+    app = gw.client.post("/v1/qwen-vl", json=app_body("allowed?", False), headers=auth(other))
+    chat = gw.client.post("/v1/chat/completions", json=openai_body("allowed?", False), headers=auth(other))
+    assert (app.status_code, app.json()["code"]) == (403, 40301)
+    assert (chat.status_code, chat.json()["error"]["code"]) == (403, 40301)
+    assert emulator_stats(emulator)["chat_requests"] == 0
+    assert (
+        gw.client.post("/v1/qwen-vl", json=app_body("allowed?", False), headers=auth(served)).status_code
+        == 200
+    )
