@@ -16,12 +16,9 @@ from gateway.auth.store import KeyStore
 from gateway.cli.backup_file import BackupError, backup, parse, restore
 from gateway.devex.service import build_store
 from gateway.devex.store import DevexStore
+from gateway.ops.stores import open_stores
 from gateway.settings import Settings
-from gateway.store.embedded import EmbeddedDB
-from gateway.store.redis import StoreUnavailable, open_redis
-
-CLI_REDIS_TIMEOUT = 5.0  # an operator command can wait longer than a request
-
+from gateway.store.redis import StoreUnavailable
 
 # --- CLI -------------------------------------------------------------------------------------------
 
@@ -38,13 +35,11 @@ def add_arguments(subparsers: Any) -> None:
 
 @contextlib.asynccontextmanager
 async def _stores(settings: Settings) -> AsyncIterator[tuple[KeyStore, DevexStore]]:
-    async with open_redis(settings, call_timeout=CLI_REDIS_TIMEOUT) as redis:
-        db = None if redis is not None else EmbeddedDB.in_dir(settings.data_dir)
-        try:
-            yield build_key_store(settings, redis, db), build_store(settings, redis, db)
-        finally:
-            if db is not None:
-                db.close()
+    async with open_stores(settings, operator=True) as stores:
+        yield (
+            build_key_store(settings, stores.redis, stores.db),
+            build_store(settings, stores.redis, stores.db),
+        )
 
 
 def run_backup(args: argparse.Namespace, settings: Settings, err: TextIO = sys.stderr) -> int:
