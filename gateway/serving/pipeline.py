@@ -31,7 +31,7 @@ async def serve(services: Services, ask: Ask) -> Outcome:
     """Answer ``ask``: the answer or a live stream, with its cache status, replica and usage."""
     settings = services.settings
     model = await services.upstream.model()
-    ask.principal.check_model(ask.model or model, served=model)  # the key's model allow-list (40301)
+    _check_model(ask, model, settings.upstream_model_aliases)  # the key's model allow-list (40301)
     # 1. Admit: charge the rates with an upper-bound estimate, take a concurrency slot.
     slot = await services.gate.admit(
         ask.principal,
@@ -81,6 +81,14 @@ async def serve(services: Services, ask: Ask) -> Outcome:
             spent=spent,
             logged_prompt=_logged_prompt(services, ask),
         )
+
+
+def _check_model(ask: Ask, served: str, aliases: Sequence[str]) -> None:
+    """The model the client named (OpenAI route); on the app route, which names none, the served
+    model under its name or any of its aliases, as the key's list may name either."""
+    if ask.model is None and any(ask.principal.allows_model(name) for name in (served, *aliases)):
+        return
+    ask.principal.check_model(ask.model or served, served=served)
 
 
 class _UpstreamCall:
