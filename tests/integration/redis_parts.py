@@ -16,7 +16,7 @@ import pytest
 
 from gateway.auth import KeyManager, KeyNameTaken, Limits, Principal
 from gateway.auth.redis_store import RedisKeyStore
-from gateway.cache import IdempotencyStore, RedisBackend
+from gateway.cache import IdempotencyStore, RedisCacheBackend
 from gateway.cache.flight import SingleFlight
 from gateway.devex.redis_store import RedisDevexStore
 from gateway.errors import ConcurrencyLimited, IdempotencyConflict, RequestRateLimited
@@ -51,11 +51,15 @@ async def check_limiter(url: str) -> None:
             decisions = [await (first if i % 2 else second).evaluate(p, 100) for i in range(6)]
             assert [d.allowed for d in decisions] == [True] * 4 + [False] * 2, name
             assert {d.backend for d in decisions} == {"redis"}
-            with pytest.raises(RequestRateLimited):
-                await first.check(p)
-            async with first.concurrency(p):
+            refusal = (await first.evaluate(p)).error()
+            assert isinstance(refusal, RequestRateLimited)
+            held = await first.acquire(p)
+            try:
                 with pytest.raises(ConcurrencyLimited):
                     await second.acquire(p)
+            finally:
+                assert held is not None
+                await held.release()
             lease = await second.acquire(p)
             assert lease is not None
             await lease.release()
@@ -69,7 +73,7 @@ async def check_limiter(url: str) -> None:
 async def check_cache_and_leases(url: str) -> None:
     """Values, leases (SET NX, compare-and-delete, compare-and-expire) and single flight across processes."""
     async with two_clients(url) as (a, b):
-        ba, bb = RedisBackend(a), RedisBackend(b)
+        ba, bb = RedisCacheBackend(a), RedisCacheBackend(b)
         for name in NAMES:
             await ba.set(f"vlgw:test:{name}", name.encode(), 30)
             assert await bb.get(f"vlgw:test:{name}") == name.encode()
@@ -96,8 +100,8 @@ async def check_cache_and_leases(url: str) -> None:
 async def check_idempotency(url: str) -> None:
     """An Idempotency-Key's first answer is replayed by another process; another body conflicts."""
     async with two_clients(url) as (a, b):
-        sa = IdempotencyStore(RedisBackend(a), ttl=60, wait_timeout=5, lease_seconds=1)
-        sb = IdempotencyStore(RedisBackend(b), ttl=60, wait_timeout=5, lease_seconds=1)
+        sa = IdempotencyStore(RedisCacheBackend(a), ttl=60, wait_timeout=5, lease_seconds=1)
+        sb = IdempotencyStore(RedisCacheBackend(b), ttl=60, wait_timeout=5, lease_seconds=1)
         for name in NAMES:
             calls: list[str] = []
 
