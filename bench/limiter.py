@@ -81,14 +81,16 @@ def operations(limiter: Limiter) -> dict[str, Op]:
     free = Principal("free", "vlgw_x")
 
     async def unlimited(i: int) -> object:
-        return await limiter.check(free, 500)
+        return await limiter.evaluate(free, 500)
 
     async def check(i: int) -> object:
-        return await limiter.check(limited[i % 100], 500)
+        return await limiter.evaluate(limited[i % 100], 500)
 
     async def slot(i: int) -> object:
-        async with limiter.concurrency(limited[i % 100]):
-            return None
+        lease = await limiter.acquire(limited[i % 100])
+        if lease is not None:
+            await lease.release()
+        return None
 
     return {"check, no limits": unlimited, "check rpm+tpm": check, "concurrency acquire+release": slot}
 
