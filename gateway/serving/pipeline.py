@@ -46,7 +46,9 @@ async def serve(services: Services, ask: Ask) -> Outcome:
     async with slot:  # settled exactly once: here on error, by the JSON answer, or by the stream's end
         # 2. Intake: fetch, check (count included), normalise and hash the images; the pre-check.
         images = (
-            await services.intake.prepare(ask.images, pixel_budget=ask.pixel_budget) if ask.images else []
+            await services.intake.prepare(ask.images, pixel_budget=ask.pixel_budget, owner=ask.principal.name)
+            if ask.images
+            else []
         )
         if services.devex.precheck_wanted(ask.precheck, ask.preset):
             await services.devex.precheck(images)
