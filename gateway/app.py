@@ -19,6 +19,7 @@ from gateway.api.cors import CORSMiddleware
 from gateway.api.docs_route import docs_page
 from gateway.api.envelopes import handle_exception
 from gateway.api.openai_routes import chat_completions, list_models
+from gateway.api.openapi import COMPONENTS
 from gateway.api.ops_routes import healthz, readyz
 from gateway.api.plugins import DevexPlugin, MetricsConfig, MetricsPlugin
 from gateway.api.plugins.devex import count_usage
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version=__version__,
             path="/schema",
             use_handler_docstrings=True,
+            components=COMPONENTS,  # the bearer security scheme the /v1/* routes name
             # Only the JSON document: Litestar's UI plugins load from a CDN; /docs works offline.
             render_plugins=[JsonRenderPlugin()],
         ),

@@ -9,9 +9,9 @@ from litestar.response import Stream
 from gateway.api.asks import app_ask
 from gateway.api.body import decode_json, read_body
 from gateway.api.context import context_of
-from gateway.api.openapi import body_operation
+from gateway.api.openapi import SECURITY, answer, error_responses, operation
 from gateway.api.rendering import json_response, sse_response
-from gateway.api.schemas import AppAnswer, QwenVLRequest
+from gateway.api.schemas import AppAnswer, AppError, AppStreamEnd, AppStreamText, QwenVLRequest
 from gateway.api.types import AnyRequest, PrincipalDep, ServicesDep
 from gateway.constants import ROUTE_APP
 from gateway.serving.pipeline import serve
@@ -24,7 +24,18 @@ from gateway.upstream.wire import Usage
     status_code=200,
     summary="Ask about an image",
     operation_id="qwenVl",
-    operation_class=body_operation(QwenVLRequest, "qwenVl"),
+    operation_class=operation(
+        QwenVLRequest,
+        example="qwenVl",
+        events=(AppStreamText, AppStreamEnd, AppError),
+        events_note='With "stream": true: {"text"} deltas, one final {"code": 0, "usage", ...}, then '
+        "data: [DONE]; an error after the stream began is one {code, message} event before [DONE].",
+    ),
+    security=SECURITY,
+    responses={
+        200: answer(AppAnswer, "The answer (JSON), or Server-Sent Events when stream is true."),
+        **error_responses(AppError, 400, 401, 403, 413, 429, 500, 502, 503, 504),
+    },
 )
 async def qwen_vl(
     request: AnyRequest, services: ServicesDep, principal: PrincipalDep

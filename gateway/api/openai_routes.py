@@ -13,7 +13,16 @@ from gateway.api.asks import openai_ask
 from gateway.api.body import decode_json, read_body
 from gateway.api.context import context_of
 from gateway.api.openai_body import include_usage
+from gateway.api.openapi import CHAT_NOTES, SECURITY, answer, error_responses, operation
 from gateway.api.rendering import json_response, sse_response
+from gateway.api.schemas import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Model,
+    ModelList,
+    OpenAIError,
+)
 from gateway.api.types import AnyRequest, PrincipalDep, ServicesDep
 from gateway.constants import ROUTE_CHAT, ROUTE_MODELS
 from gateway.serving.answers import completion_json
@@ -21,7 +30,25 @@ from gateway.serving.pipeline import serve
 from gateway.serving.relay import relay_openai
 
 
-@post(ROUTE_CHAT, status_code=200, summary="OpenAI chat completions", operation_id="chatCompletions")
+@post(
+    ROUTE_CHAT,
+    status_code=200,
+    summary="OpenAI chat completions",
+    operation_id="chatCompletions",
+    operation_class=operation(
+        ChatCompletionRequest,
+        notes=CHAT_NOTES,
+        example="chatCompletions",
+        events=(ChatCompletionChunk,),
+        events_note="With stream: true, each data: line is a chat.completion.chunk; data: [DONE] ends it. "
+        'An error after the stream began is one {"error": {...}} event.',
+    ),
+    security=SECURITY,
+    responses={
+        200: answer(ChatCompletion, "A chat.completion, or Server-Sent Events when stream is true."),
+        **error_responses(OpenAIError, 400, 401, 403, 404, 413, 429, 500, 502, 503, 504),
+    },
+)
 async def chat_completions(
     request: AnyRequest, services: ServicesDep, principal: PrincipalDep
 ) -> Response[bytes] | Stream:
@@ -45,26 +72,22 @@ async def chat_completions(
     return json_response(completion_json(outcome.answer), outcome)
 
 
-class _Model(msgspec.Struct):
-    id: str
-    created: int
-    owned_by: str = "vlgw"
-    root: str | None = None
-    max_model_len: int | None = None
-    object: str = "model"
-
-
-class _ModelList(msgspec.Struct):
-    data: list[_Model]
-    object: str = "list"
-
-
-@get(ROUTE_MODELS, summary="Models served", operation_id="listModels")
+@get(
+    ROUTE_MODELS,
+    summary="Models served",
+    operation_id="listModels",
+    operation_class=operation(),
+    security=SECURITY,
+    responses={
+        200: answer(ModelList, "The served model and its aliases (OpenAI's model list)."),
+        **error_responses(OpenAIError, 401, 403, 429, 503),
+    },
+)
 async def list_models(services: ServicesDep, principal: PrincipalDep) -> Response[bytes]:
     """The served model and its short aliases, in OpenAI's list shape."""
     model = await services.upstream.model()
     created = int(time.time())
     names = [model, *(alias for alias in services.settings.upstream_model_aliases if alias != model)]
     max_len = services.upstream.max_model_len
-    data = [_Model(id=name, created=created, root=model, max_model_len=max_len) for name in names]
-    return Response(content=msgspec.json.encode(_ModelList(data=data)), media_type="application/json")
+    data = [Model(id=name, created=created, root=model, max_model_len=max_len) for name in names]
+    return Response(content=msgspec.json.encode(ModelList(data=data)), media_type="application/json")

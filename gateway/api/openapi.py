@@ -1,31 +1,40 @@
-"""OpenAPI helpers: request bodies from msgspec Structs, field notes, examples, the error table.
+"""OpenAPI helpers: request bodies from msgspec Structs, answers and errors, the bearer scheme.
 
 Routes that read their body themselves (for the contract's 40001/41301 answers) declare no
-``data`` parameter, so Litestar cannot see their body; ``body_operation(Struct)`` passed as a
+``data`` parameter, so Litestar cannot see their body; ``operation(Struct)`` passed as a
 handler's ``operation_class`` puts the Struct's schema (with the field notes and an example)
-into ``/schema/openapi.json``.
+into ``/schema/openapi.json``. Answers and error envelopes are ``responses=`` entries
+(``answer``, ``error_responses``), so Litestar lists their Structs under ``components``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 import msgspec
+from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import (
+    Components,
     Example,
+    OpenAPIHeader,
     OpenAPIMediaType,
+    OpenAPIResponse,
     OpenAPIType,
     Operation,
     Reference,
     RequestBody,
     Schema,
+    SecurityScheme,
 )
 
 from gateway import errors
 
 FIELD_NOTES: dict[str, str] = {
     "image": "One image or a list: an https:// (or http://) URL, a data:image/...;base64 URI or bare base64.",
+    "video": "One short clip (mp4, webm, mov): a URL, a data:video/...;base64 URI or bare base64. "
+    "Exclusive with image.",
     "prompt": "The question about the image; optional when the preset supplies one.",
     "preset": "Name of a server-side preset (GET /v1/presets): system prompt, sampling, pixel budget.",
     "max_tokens": "Answer length cap; above the server's (or preset's) cap is refused with 40007.",
@@ -37,6 +46,15 @@ FIELD_NOTES: dict[str, str] = {
     "verdict": '"good" or "bad".',
     "comment": "Free text from the user (at most 2000 characters).",
     "expected": "What the answer should have been (at most 4000 characters); used for fine-tuning.",
+}
+
+CHAT_NOTES: dict[str, str] = {
+    "model": "The served model or one of its aliases (GET /v1/models).",
+    "messages": "OpenAI chat messages; content parts text, image_url and video_url.",
+    "max_tokens": "Answer length cap; above the server's cap: 40007; unset: the server default.",
+    "max_completion_tokens": "OpenAI's newer name for max_tokens; wins when both are sent.",
+    "stream": "true answers as Server-Sent Events (chat.completion.chunk), then data: [DONE].",
+    "stream_options": '{"include_usage": true} adds a last chunk with the usage.',
 }
 
 EXAMPLES: dict[str, dict[str, Any]] = {
@@ -136,24 +154,101 @@ def to_openapi(node: dict[str, Any]) -> Schema:
     return Schema(**kwargs)
 
 
-def body_operation(struct: type[Any], example_key: str | None = None) -> type[Operation]:
-    """An ``operation_class`` for a handler: its JSON request body is ``struct``."""
-    schema = to_openapi(struct_schema(struct))
-    example = EXAMPLES.get(example_key or "")
+BEARER = "bearerAuth"
+SECURITY: list[dict[str, list[str]]] = [{BEARER: []}]
+"""A route's ``security=``: the caller's API key as ``Authorization: Bearer <key>``."""
+
+COMPONENTS = Components(
+    security_schemes={
+        BEARER: SecurityScheme(
+            type="http",
+            scheme="bearer",
+            description="An API key from `vlgw keys create` (`X-Api-Key: <key>` is accepted too).",
+        )
+    }
+)
+"""What ``OpenAPIConfig(components=...)`` adds; the schemas themselves come from the routes."""
+
+_HEADERS = {
+    "X-Request-Id": "The request id (also request_id in the body); a sane client-sent one is kept.",
+    "Retry-After": "Seconds to wait before retrying (429 and 503 only).",
+}
+
+
+def _codes(status: int) -> str:
+    rows = [(e.code, e.default_message) for e in errors.ALL_ERRORS if e.status == status]
+    return "; ".join(f"{code}: {text}" for code, text in sorted(rows)) or HTTPStatus(status).phrase
+
+
+def error_responses(envelope: type[Any], *statuses: int) -> dict[int, ResponseSpec]:
+    """``responses=`` entries for each HTTP status a route may answer with ``envelope``."""
+    return {
+        status: ResponseSpec(data_container=envelope, description=_codes(status), generate_examples=False)
+        for status in statuses
+    }
+
+
+def answer(struct: type[Any], description: str, media_type: str = "application/json") -> ResponseSpec:
+    """The ``responses=`` entry of a route's 200 answer."""
+    return ResponseSpec(
+        data_container=struct, description=description, media_type=media_type, generate_examples=False
+    )
+
+
+def _event_stream(events: tuple[type[Any], ...], note: str) -> OpenAPIMediaType:
+    """``text/event-stream``: its schema is that of the JSON in one ``data:`` line, as OpenAI's has it."""
+    shapes = [struct_schema(event, ANSWER_NOTES) for event in events]
+    schema: dict[str, Any] = shapes[0] if len(shapes) == 1 else {"anyOf": shapes}
+    schema["description"] = note
+    return OpenAPIMediaType(schema=to_openapi(schema))
+
+
+def operation(
+    body: type[Any] | None = None,
+    *,
+    notes: dict[str, str] = FIELD_NOTES,
+    example: str | None = None,
+    events: tuple[type[Any], ...] = (),
+    events_note: str = "",
+) -> type[Operation]:
+    """An ``operation_class`` for a handler: its JSON request ``body`` (Litestar cannot see bodies
+    a route reads itself), the ``text/event-stream`` alternative of its 200 (``events``), and the
+    headers every answer carries."""
+    request_schema = to_openapi(struct_schema(body, notes)) if body is not None else None
+    value = EXAMPLES.get(example or "")
+    stream = _event_stream(events, events_note) if events else None
 
     @dataclass
-    class BodyOperation(Operation):
+    class DocumentedOperation(Operation):
         def __post_init__(self) -> None:
-            examples: dict[str, Example | Reference] | None = (
-                {"example": Example(value=example)} if example else None
-            )
-            self.request_body = RequestBody(
-                content={"application/json": OpenAPIMediaType(schema=schema, examples=examples)},
-                required=True,
-            )
+            if request_schema is not None:
+                examples: dict[str, Example | Reference] | None = (
+                    {"example": Example(value=value)} if value else None
+                )
+                self.request_body = RequestBody(
+                    content={"application/json": OpenAPIMediaType(schema=request_schema, examples=examples)},
+                    required=True,
+                )
+            for status, response in (self.responses or {}).items():
+                if not isinstance(response, OpenAPIResponse):
+                    continue
+                names = ["X-Request-Id", *(["Retry-After"] if status in ("429", "503") else [])]
+                response.headers = {
+                    **(response.headers or {}),
+                    **{
+                        name: OpenAPIHeader(schema=_header_type(name), description=_HEADERS[name])
+                        for name in names
+                    },
+                }
+                if status == "200" and stream is not None and response.content is not None:
+                    response.content["text/event-stream"] = stream
 
-    BodyOperation.__name__ = f"{struct.__name__}Operation"
-    return BodyOperation
+    DocumentedOperation.__name__ = f"{(body or Operation).__name__}Operation"
+    return DocumentedOperation
+
+
+def _header_type(name: str) -> Schema:
+    return Schema(type=OpenAPIType.INTEGER if name == "Retry-After" else OpenAPIType.STRING)
 
 
 def error_table() -> list[tuple[int, int, str, str]]:

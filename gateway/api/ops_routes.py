@@ -5,16 +5,37 @@ from __future__ import annotations
 from litestar import Response, get
 from litestar.params import FromQuery
 
+from gateway.api.openapi import answer, error_responses, operation
+from gateway.api.schemas import AppError, Health, Readiness
 from gateway.api.types import ServicesDep
 
 
-@get("/healthz", include_in_schema=False, sync_to_thread=False)
+@get(
+    "/healthz",
+    sync_to_thread=False,
+    summary="Liveness",
+    operation_id="healthz",
+    operation_class=operation(),
+    responses={200: answer(Health, "The process answers.")},
+)
 def healthz() -> Response[bytes]:
     """Liveness: the process answers; touches no dependency."""
     return Response(content=b'{"status":"ok"}', media_type="application/json")
 
 
-@get("/readyz", include_in_schema=False)
+@get(
+    "/readyz",
+    summary="Readiness",
+    operation_id="readyz",
+    operation_class=operation(),
+    responses={
+        200: answer(
+            Readiness, "Ready: a healthy upstream replica with a known model, and the store answers."
+        ),
+        503: answer(Readiness, "Not ready: not_ready names what is failing."),
+        **error_responses(AppError, 400),
+    },
+)
 async def readyz(services: ServicesDep, ignore: FromQuery[str | None] = None) -> Response[dict[str, object]]:
     """Readiness: a healthy upstream replica with a known model, and the store answers.
 

@@ -15,7 +15,8 @@ from litestar.plugins import InitPluginProtocol
 from gateway import metrics
 from gateway.api.body import decode_json, read_body
 from gateway.api.context import RequestContext
-from gateway.api.openapi import body_operation
+from gateway.api.openapi import SECURITY, answer, error_responses, operation
+from gateway.api.schemas import AppError
 from gateway.api.types import AnyRequest, PrincipalDep, ServicesDep
 from gateway.constants import ROUTE_APP, ROUTE_CHAT
 from gateway.devex import DevEx, FeedbackBody, UsageReport
@@ -46,7 +47,17 @@ def devex_of(services: Services) -> DevEx:
 class DevexController(Controller):
     """The developer-experience routes (they resolve the principal before reading any body)."""
 
-    @get(ROUTE_PRESETS, summary="Presets this key may use", operation_id="listPresets")
+    @get(
+        ROUTE_PRESETS,
+        summary="Presets this key may use",
+        operation_id="listPresets",
+        operation_class=operation(),
+        security=SECURITY,
+        responses={
+            200: answer(PresetList, "The presets this key may name."),
+            **error_responses(AppError, 401, 429, 503),
+        },
+    )
     async def list_presets(self, services: ServicesDep, principal: PrincipalDep) -> PresetList:
         """The presets this key may name in ``preset``, with their descriptions and defaults."""
         presets = devex_of(services).presets.all()
@@ -57,7 +68,12 @@ class DevexController(Controller):
         status_code=200,
         summary="Judge an answer (the app's 识别有误? button)",
         operation_id="feedback",
-        operation_class=body_operation(FeedbackBody, "feedback"),
+        operation_class=operation(FeedbackBody, example="feedback"),
+        security=SECURITY,
+        responses={
+            200: answer(FeedbackAccepted, "Stored."),
+            **error_responses(AppError, 400, 401, 404, 413, 429, 503),
+        },
     )
     async def feedback(
         self, request: AnyRequest, services: ServicesDep, principal: PrincipalDep
@@ -70,7 +86,17 @@ class DevexController(Controller):
         entry = await devex_of(services).submit_feedback(principal.name, body)
         return FeedbackAccepted(feedback_id=entry.id, request_id=body.request_id)
 
-    @get(ROUTE_USAGE, summary="This key's usage by day", operation_id="usage")
+    @get(
+        ROUTE_USAGE,
+        summary="This key's usage by day",
+        operation_id="usage",
+        operation_class=operation(),
+        security=SECURITY,
+        responses={
+            200: answer(UsageReport, "One row per UTC day, oldest first."),
+            **error_responses(AppError, 400, 401, 429, 503),
+        },
+    )
     async def usage(
         self,
         services: ServicesDep,

@@ -16,6 +16,8 @@ from litestar.plugins import InitPluginProtocol
 from pydantic import SecretStr
 
 from gateway import errors
+from gateway.api.openapi import SECURITY, answer, error_responses, operation
+from gateway.api.schemas import AppError
 from gateway.api.types import AnyRequest
 from gateway.ops.metrics_export import render_metrics
 
@@ -33,10 +35,19 @@ class MetricsController(Controller):
     """``GET /metrics``."""
 
     path = "/metrics"
-    include_in_schema = False
     token: SecretStr | None = None
 
-    @get(sync_to_thread=False)
+    @get(
+        sync_to_thread=False,
+        summary="Prometheus metrics",
+        operation_id="metrics",
+        operation_class=operation(),
+        security=[{}, *SECURITY],
+        responses={
+            200: answer(str, "Prometheus text format; metric names start with gateway_.", "text/plain"),
+            **error_responses(AppError, 401),
+        },
+    )
     def metrics(self, request: AnyRequest) -> Response[bytes]:
         """Prometheus text format; behind a bearer token when ``GATEWAY_METRICS_TOKEN`` is set."""
         if self.token is not None:
