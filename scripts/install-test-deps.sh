@@ -26,6 +26,18 @@ if [ ! -x "$KOTLIN_TOOLS/node_modules/kotlin-compiler/bin/kotlinc" ] && command 
   mkdir -p "$KOTLIN_TOOLS"
   npm install --silent --no-audit --no-fund --prefix "$KOTLIN_TOOLS" kotlin-compiler@2.4.20 >/dev/null
 fi
+# Generated TypeScript clients are type-checked and run against the gateway
+# (tests/integration/test_openapi_clients.py): openapi-typescript, openapi-fetch and tsc from npm.
+TS_TOOLS="${VLGW_TOOLS:-$HOME/.cache/vlgw-tools}/ts"
+if [ ! -x "$TS_TOOLS/node_modules/typescript/bin/tsc" ] || [ ! -d "$TS_TOOLS/node_modules/openapi-fetch" ] \
+  || [ ! -d "$TS_TOOLS/node_modules/@types/node" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "installing openapi-typescript, openapi-fetch and typescript from npm into $TS_TOOLS" >&2
+    mkdir -p "$TS_TOOLS"
+    npm install --silent --no-audit --no-fund --prefix "$TS_TOOLS" \
+      openapi-typescript@7.13.0 openapi-fetch@0.17.0 typescript@5.9.3 @types/node@20.19.43 >/dev/null
+  fi
+fi
 if [ -x scripts/install-validators.sh ] || [ -f scripts/install-validators.sh ]; then
   bash scripts/install-validators.sh
 fi
