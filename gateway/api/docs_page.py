@@ -10,12 +10,8 @@ from html import escape
 from typing import Any
 
 from gateway.api.openapi import ANSWER_NOTES, EXAMPLES, error_table, struct_schema
-from gateway.api.schemas import AppAnswer, AppError, QwenVLRequest
-from gateway.devex.model import FeedbackBody, UsageReport
+from gateway.api.schemas import AppError
 
-# Bodies and answers of routes that encode them by hand (Litestar cannot see those types).
-FALLBACK_BODIES: dict[str, type[Any]] = {"qwenVl": QwenVLRequest, "feedback": FeedbackBody}
-FALLBACK_ANSWERS: dict[str, type[Any]] = {"qwenVl": AppAnswer, "usage": UsageReport}
 NOTES = {
     "qwenVl": 'With <code>"stream": true</code> the answer is Server-Sent Events: '
     '<code>data: {"text": "..."}</code> deltas, one final <code>data: {"code": 0, "usage": {...}, '
@@ -43,8 +39,13 @@ pre{background:#f0f3f6;padding:10px 12px;border-radius:6px;overflow-x:auto}.req{
 
 
 def _type(node: dict[str, Any]) -> str:
-    if "anyOf" in node:
-        return " | ".join(_type(sub) for sub in node["anyOf"] if sub.get("type") != "null")
+    if "$ref" in node:
+        return str(node["$ref"]).rsplit("/", 1)[-1]
+    for key in ("anyOf", "oneOf"):
+        if key in node:
+            return " | ".join(_type(sub) for sub in node[key] if sub.get("type") != "null")
+    if node.get("type") == "object" and "additionalProperties" in node and "properties" not in node:
+        return "object"
     if "enum" in node:
         return " | ".join(json.dumps(v) for v in node["enum"])
     if node.get("type") == "array":
@@ -80,13 +81,25 @@ def _fields(schema: dict[str, Any]) -> str:
 
 def _body_schema(op: dict[str, Any]) -> dict[str, Any] | None:
     content = op.get("requestBody", {}).get("content", {}).get("application/json", {})
-    if content.get("schema", {}).get("properties"):
-        return dict(content["schema"])
-    struct = FALLBACK_BODIES.get(op.get("operationId", ""))
-    return struct_schema(struct) if struct else None
+    schema: dict[str, Any] | None = content.get("schema")
+    return schema if schema and schema.get("properties") else None
 
 
-def _operation(path: str, method: str, op: dict[str, Any]) -> str:
+def _answer_schema(op: dict[str, Any], components: dict[str, Any]) -> dict[str, Any] | None:
+    """The 200 JSON answer's component, its fields described from ``ANSWER_NOTES``."""
+    content = op.get("responses", {}).get("200", {}).get("content", {}).get("application/json", {})
+    ref = str(content.get("schema", {}).get("$ref", ""))
+    node = components.get(ref.rsplit("/", 1)[-1]) if ref else None
+    if not node or not node.get("properties"):
+        return None
+    props = {
+        name: {**prop, "description": prop.get("description") or ANSWER_NOTES.get(name, "")}
+        for name, prop in node["properties"].items()
+    }
+    return {**node, "properties": props}
+
+
+def _operation(path: str, method: str, op: dict[str, Any], components: dict[str, Any]) -> str:
     op_id = op.get("operationId", f"{method}-{path}")
     parts = [
         f'<section class="op" id="{escape(op_id)}"><h2><span class="method {method}">{method.upper()}</span>'
@@ -115,9 +128,9 @@ def _operation(path: str, method: str, op: dict[str, Any]) -> str:
             "-H 'Content-Type: application/json' -d @body.json"
         )
         parts.append(f"<h3>Example</h3><pre>{escape(example)}</pre><pre>{escape(curl)}</pre>")
-    answer = FALLBACK_ANSWERS.get(op_id)
+    answer = _answer_schema(op, components)
     if answer is not None:
-        parts.append("<h3>Answer (HTTP 200)</h3>" + _fields(struct_schema(answer, ANSWER_NOTES)))
+        parts.append("<h3>Answer (HTTP 200)</h3>" + _fields(answer))
     if op_id in NOTES:
         parts.append(f"<p>{NOTES[op_id]}</p>")
     parts.append("</section>")
@@ -144,7 +157,8 @@ def render_docs_page(schema: dict[str, Any]) -> str:
     )
     error_fields = _fields(struct_schema(AppError, ANSWER_NOTES))
     title, version = escape(info.get("title", "API")), escape(str(info.get("version", "")))
-    operations = "".join(_operation(path, method, op) for path, method, op in ops)
+    components = schema.get("components", {}).get("schemas", {})
+    operations = "".join(_operation(path, method, op, components) for path, method, op in ops)
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1"><link rel="icon" href="data:,">
 <title>{title} API reference</title>

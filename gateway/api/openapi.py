@@ -55,6 +55,9 @@ CHAT_NOTES: dict[str, str] = {
     "max_completion_tokens": "OpenAI's newer name for max_tokens; wins when both are sent.",
     "stream": "true answers as Server-Sent Events (chat.completion.chunk), then data: [DONE].",
     "stream_options": '{"include_usage": true} adds a last chunk with the usage.',
+    "temperature": "Sampling temperature 0-2; unset: the model's own default.",
+    "top_p": "Nucleus sampling (0, 1]; unset: the model's own default.",
+    "n": "How many answers (choices) to generate.",
 }
 
 EXAMPLES: dict[str, dict[str, Any]] = {
