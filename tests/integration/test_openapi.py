@@ -117,6 +117,8 @@ def test_app_route_answers_match_the_schema(served: tuple[GatewayUnderTest, Serv
     assert unknown.status_code == 404 and schema.answer("/v1/feedback", "post", unknown)["code"] == 40401
     usage = schema.answer("/v1/usage", "get", gw.client.get("/v1/usage", params={"days": 2}))
     assert len(usage["days"]) == 2
+    not_a_number = gw.client.get("/v1/usage", params={"days": "many"})
+    assert schema.answer("/v1/usage", "get", not_a_number)["code"] == 40001
     presets = schema.answer("/v1/presets", "get", gw.client.get("/v1/presets"))
     assert presets["presets"]
 
