@@ -39,7 +39,7 @@ from gateway.serving.relay import relay_openai
         ChatCompletionRequest,
         notes=CHAT_NOTES,
         example="chatCompletions",
-        events=(ChatCompletionChunk,),
+        events=(ChatCompletionChunk, OpenAIError),
         events_note="With stream: true, each data: line is a chat.completion.chunk; data: [DONE] ends it. "
         'An error after the stream began is one {"error": {...}} event.',
     ),

@@ -21,7 +21,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from tests.images import data_uri, photo_jpeg
-from tests.integration.conftest import GatewayUnderTest, create_key
+from tests.integration.conftest import GatewayUnderTest, create_key, set_faults
 from tests.servers import ThreadedServer
 
 DOC_URI = "urn:vlgw:openapi"
@@ -156,3 +156,29 @@ def test_operations_answers_match_the_schema(served: tuple[GatewayUnderTest, Ser
     page = gw.client.get("/docs")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "text/html" in schema.doc["paths"]["/docs"]["get"]["responses"]["200"]["content"]
+
+
+def test_failures_mid_stream_and_upstream_match_the_schema(
+    served: tuple[GatewayUnderTest, ServedSchema], emulator: ThreadedServer
+) -> None:
+    """Faults from the emulator's fault knobs: an error event after the stream began, a failing upstream."""
+    gw, schema = served
+    image = data_uri(photo_jpeg(320, 240, seed=3))
+    model = gw.client.get("/v1/models").json()["data"][0]["id"]
+    chat = {
+        "model": model,
+        "messages": [{"role": "user", "content": "Hello"}],
+        "max_tokens": 24,
+        "stream": True,
+    }
+    set_faults(emulator, stream_error_after_chunks=2)
+    events = schema.answer("/v1/qwen-vl", "post", gw.ask({"image": image, "prompt": "?", "stream": True}))
+    assert events[-1]["code"] != 0 and events[-1]["message"]
+    chunks = schema.answer("/v1/chat/completions", "post", gw.post("/v1/chat/completions", json=chat))
+    assert chunks[-1]["error"]["code"] != 0
+    set_faults(emulator, stream_error_after_chunks=None, error_every=1, error_status=500)
+    failed = gw.ask({"image": image, "prompt": "and now?"}, headers={"cache-control": "no-cache"})
+    assert failed.status_code >= 500 and schema.answer("/v1/qwen-vl", "post", failed)["code"] >= 50001
+    failed = gw.post("/v1/chat/completions", json={**chat, "stream": False})
+    assert failed.status_code >= 500
+    assert schema.answer("/v1/chat/completions", "post", failed)["error"]["code"] >= 50001

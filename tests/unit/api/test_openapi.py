@@ -138,7 +138,8 @@ def test_chat_completions_body_answer_and_chunks(doc: dict[str, Any]) -> None:
     assert kinds == {"text", "image_url", "video_url"}
     content = op["responses"]["200"]["content"]
     assert ref_name(content["application/json"]["schema"]) == "ChatCompletion"
-    assert content["text/event-stream"]["schema"]["title"] == "ChatCompletionChunk"
+    events = content["text/event-stream"]["schema"]
+    assert {shape["title"] for shape in events["anyOf"]} == {"ChatCompletionChunk", "OpenAIError"}
 
 
 def test_models_presets_usage_feedback_and_operations(doc: dict[str, Any]) -> None:
