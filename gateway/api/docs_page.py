@@ -41,7 +41,7 @@ pre{background:#f0f3f6;padding:10px 12px;border-radius:6px;overflow-x:auto}.req{
 def _type(node: dict[str, Any]) -> str:
     if "$ref" in node:
         return str(node["$ref"]).rsplit("/", 1)[-1]
-    for key in ("anyOf", "oneOf"):
+    for key in ("anyOf", "oneOf", "allOf"):
         if key in node:
             return " | ".join(_type(sub) for sub in node[key] if sub.get("type") != "null")
     if node.get("type") == "object" and "additionalProperties" in node and "properties" not in node:

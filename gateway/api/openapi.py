@@ -105,7 +105,7 @@ ANSWER_NOTES: dict[str, str] = {
     "model": "The model that answered.",
     "finish_reason": '"stop", or "length" when max_tokens cut the answer.',
     "cached": "true when the answer came from the response cache.",
-    "code": "0 on success; an error code (table below) otherwise.",
+    "code": "0 on success; otherwise the error code (HTTP status × 100 + n).",
     "message": "What went wrong, for developers (not for end users).",
     "retry_after": "Seconds to wait before retrying (429, 503); also the Retry-After header.",
     "hint": "40009: what the user should do, in Chinese and English; show it as is.",

@@ -7,11 +7,17 @@ every field it has no policy on through to vLLM unchanged.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
+from gateway.api.openapi import ANSWER_NOTES
 from gateway.upstream.wire import Usage
+
+
+def _noted(field: str) -> msgspec.Meta:
+    """The field's description in ``/schema/openapi.json`` (and so in generated clients)."""
+    return msgspec.Meta(description=ANSWER_NOTES[field])
 
 
 class QwenVLRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -42,25 +48,25 @@ class QwenVLRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
 class AppAnswer(msgspec.Struct):
     """Success body of ``POST /v1/qwen-vl``; ``code``, ``text`` and ``usage`` are the original three."""
 
-    text: str
+    text: Annotated[str, _noted("text")]
     usage: Usage
-    request_id: str
-    model: str
-    finish_reason: str | None
-    cached: bool = False
-    code: int = 0
+    request_id: Annotated[str, _noted("request_id")]
+    model: Annotated[str, _noted("model")]
+    finish_reason: Annotated[str | None, _noted("finish_reason")]
+    cached: Annotated[bool, _noted("cached")] = False
+    code: Annotated[int, _noted("code")] = 0
 
 
 class AppError(msgspec.Struct, omit_defaults=True):
     """Error body of the app routes (CONTRACT.md §1)."""
 
-    code: int
-    message: str
-    request_id: str
-    retry_after: int | None = None
-    hint: str | None = None
-    reason: str | None = None
-    param: str | None = None
+    code: Annotated[int, _noted("code")]
+    message: Annotated[str, _noted("message")]
+    request_id: Annotated[str, _noted("request_id")]
+    retry_after: Annotated[int | None, _noted("retry_after")] = None
+    hint: Annotated[str | None, _noted("hint")] = None
+    reason: Annotated[str | None, _noted("reason")] = None
+    param: Annotated[str | None, _noted("param")] = None
 
 
 class OpenAIErrorDetail(msgspec.Struct):
@@ -82,16 +88,16 @@ class OpenAIError(msgspec.Struct):
 class AppStreamText(msgspec.Struct):
     """A piece of the answer as it is generated."""
 
-    text: str
+    text: Annotated[str, _noted("text")]
 
 
 class AppStreamEnd(msgspec.Struct):
     """The last event before ``[DONE]`` of a stream that succeeded."""
 
     usage: Usage
-    finish_reason: str | None
-    request_id: str
-    code: int = 0
+    finish_reason: Annotated[str | None, _noted("finish_reason")]
+    request_id: Annotated[str, _noted("request_id")]
+    code: Annotated[int, _noted("code")] = 0
 
 
 # --- OpenAI chat completions (CONTRACT.md §3) ------------------------------------------------------
