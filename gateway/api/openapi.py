@@ -213,10 +213,12 @@ def operation(
     example: str | None = None,
     events: tuple[type[Any], ...] = (),
     events_note: str = "",
+    retry_after: bool = True,
 ) -> type[Operation]:
     """An ``operation_class`` for a handler: its JSON request ``body`` (Litestar cannot see bodies
     a route reads itself), the ``text/event-stream`` alternative of its 200 (``events``), and the
-    headers every answer carries."""
+    headers its answers carry (``Retry-After`` on 429 and 503 unless ``retry_after`` is False)."""
+    waits = ("429", "503") if retry_after else ()
     request_schema = to_openapi(struct_schema(body, notes)) if body is not None else None
     value = EXAMPLES.get(example or "")
     stream = _event_stream(events, events_note) if events else None
@@ -235,7 +237,7 @@ def operation(
             for status, response in (self.responses or {}).items():
                 if not isinstance(response, OpenAPIResponse):
                     continue
-                names = ["X-Request-Id", *(["Retry-After"] if status in ("429", "503") else [])]
+                names = ["X-Request-Id", *(["Retry-After"] if status in waits else [])]
                 response.headers = {
                     **(response.headers or {}),
                     **{

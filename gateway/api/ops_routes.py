@@ -27,7 +27,7 @@ def healthz() -> Response[bytes]:
     "/readyz",
     summary="Readiness",
     operation_id="readyz",
-    operation_class=operation(),
+    operation_class=operation(retry_after=False),
     responses={
         200: answer(
             Readiness, "Ready: a healthy upstream replica with a known model, and the store answers."
