@@ -9,7 +9,7 @@ from litestar.response import Stream
 from gateway.api.asks import app_ask
 from gateway.api.body import decode_json, read_body
 from gateway.api.context import context_of
-from gateway.api.openapi import SECURITY, answer, error_responses, operation
+from gateway.api.openapi import SECURITY, answer, contract_statuses, error_responses, operation
 from gateway.api.rendering import json_response, sse_response
 from gateway.api.schemas import AppAnswer, AppError, AppStreamEnd, AppStreamText, QwenVLRequest
 from gateway.api.types import AnyRequest, PrincipalDep, ServicesDep
@@ -34,7 +34,7 @@ from gateway.upstream.wire import Usage
     security=SECURITY,
     responses={
         200: answer(AppAnswer, "The answer (JSON), or Server-Sent Events when stream is true."),
-        **error_responses(AppError, 400, 401, 403, 413, 429, 500, 502, 503, 504),
+        **error_responses(AppError, *contract_statuses(404, 405)),
     },
 )
 async def qwen_vl(

@@ -13,7 +13,7 @@ from gateway.api.asks import openai_ask
 from gateway.api.body import decode_json, read_body
 from gateway.api.context import context_of
 from gateway.api.openai_body import include_usage
-from gateway.api.openapi import CHAT_NOTES, SECURITY, answer, error_responses, operation
+from gateway.api.openapi import CHAT_NOTES, SECURITY, answer, contract_statuses, error_responses, operation
 from gateway.api.rendering import json_response, sse_response
 from gateway.api.schemas import (
     ChatCompletion,
@@ -46,7 +46,7 @@ from gateway.serving.relay import relay_openai
     security=SECURITY,
     responses={
         200: answer(ChatCompletion, "A chat.completion, or Server-Sent Events when stream is true."),
-        **error_responses(OpenAIError, 400, 401, 403, 404, 413, 429, 500, 502, 503, 504),
+        **error_responses(OpenAIError, *contract_statuses(405)),
     },
 )
 async def chat_completions(

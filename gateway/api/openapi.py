@@ -183,6 +183,11 @@ def _codes(status: int) -> str:
     return "; ".join(f"{code}: {text}" for code, text in sorted(rows)) or HTTPStatus(status).phrase
 
 
+def contract_statuses(*leave_out: int) -> tuple[int, ...]:
+    """Every HTTP status the contract's error codes use (errors.ALL_ERRORS), but ``leave_out``."""
+    return tuple(sorted({e.status for e in errors.ALL_ERRORS} - set(leave_out)))
+
+
 def error_responses(envelope: type[Any], *statuses: int) -> dict[int, ResponseSpec]:
     """``responses=`` entries for each HTTP status a route may answer with ``envelope``."""
     return {
