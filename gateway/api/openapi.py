@@ -224,7 +224,10 @@ def operation(
     a route reads itself), the ``text/event-stream`` alternative of its 200 (``events``), and the
     headers its answers carry (``Retry-After`` on 429 and 503 unless ``retry_after`` is False)."""
     waits = ("429", "503") if retry_after else ()
-    request_schema = to_openapi(struct_schema(body, notes)) if body is not None else None
+    request_schema = None
+    if body is not None:
+        # Untitled, so generators name the body after the operation (Python: QwenVlBody).
+        request_schema = to_openapi({k: v for k, v in struct_schema(body, notes).items() if k != "title"})
     value = EXAMPLES.get(example or "")
     stream = _event_stream(events, events_note) if events else None
 

@@ -96,13 +96,13 @@ def test_python_client_asks_lists_models_and_reads_typed_errors(
         base_url=gw.url, token=gw.key, raise_on_unexpected_status=True
     ) as client:
         answer = qwen_vl.sync(
-            client=client, body=models.QwenVlQwenVLRequest(image=image, prompt="What is this?")
+            client=client, body=models.QwenVlBody(image=image, prompt="What is this?")
         )
         assert isinstance(answer, models.AppAnswer), answer
         assert answer.code == 0 and answer.text and answer.usage.total_tokens > 0 and answer.request_id
 
         refused = qwen_vl.sync_detailed(
-            client=client, body=models.QwenVlQwenVLRequest(image=image, prompt="?", max_tokens=10**9)
+            client=client, body=models.QwenVlBody(image=image, prompt="?", max_tokens=10**9)
         )
         assert refused.status_code == 400
         assert isinstance(refused.parsed, models.AppError), refused.parsed
@@ -218,8 +218,9 @@ def test_openapi_generator_validates_and_generates(
     log = done.stdout + done.stderr
     assert "ERROR" not in log, log[-3000:]
     sources = {p.stem for p in out.rglob("*") if p.suffix in (".kt", ".swift")}
-    for model in ("AppAnswer", "AppError", "OpenAIError", "ChatCompletion", "ChatCompletionRequest",
-                  "ModelList", "QwenVLRequest", "UsageReport"):  # fmt: skip
+    models = ("AppAnswer", "AppError", "OpenAIError", "ChatCompletion", "ChatCompletionsRequest",
+              "ChatRequestMessage", "ImagePart", "ModelList", "QwenVlRequest", "UsageReport")  # fmt: skip
+    for model in models:
         assert model in sources, (generator, model)
     api = "\n".join(p.read_text() for p in out.rglob("DefaultAPI.swift")) + "\n".join(
         p.read_text() for p in out.rglob("DefaultApi.kt")
