@@ -224,10 +224,7 @@ def operation(
     a route reads itself), the ``text/event-stream`` alternative of its 200 (``events``), and the
     headers its answers carry (``Retry-After`` on 429 and 503 unless ``retry_after`` is False)."""
     waits = ("429", "503") if retry_after else ()
-    request_schema = None
-    if body is not None:
-        # Untitled, so generators name the body after the operation (Python: QwenVlBody).
-        request_schema = to_openapi({k: v for k, v in struct_schema(body, notes).items() if k != "title"})
+    request_schema = to_openapi(_for_generators(struct_schema(body, notes))) if body is not None else None
     value = EXAMPLES.get(example or "")
     stream = _event_stream(events, events_note) if events else None
 
@@ -258,6 +255,29 @@ def operation(
 
     DocumentedOperation.__name__ = f"{(body or Operation).__name__}Operation"
     return DocumentedOperation
+
+
+def _for_generators(schema: dict[str, Any]) -> dict[str, Any]:
+    """A request body as client generators handle it best: untitled, so they name it after the
+    operation (Python ``QwenVlBody``); optional fields without their ``null`` branch (leaving a
+    field out means the same); a union of disjoint types as ``oneOf`` (Kotlin and Swift generate
+    an empty class for ``anyOf [string, array, null]``, a usable wrapper or enum for ``oneOf``);
+    string enums typed as strings."""
+
+    def simplify(node: Any) -> Any:
+        if isinstance(node, list):
+            return [simplify(sub) for sub in node]
+        if not isinstance(node, dict):
+            return node
+        node = {key: simplify(value) for key, value in node.items()}
+        if "anyOf" in node:
+            branches = [sub for sub in node.pop("anyOf") if sub != {"type": "null"}]
+            node = {**branches[0], **node} if len(branches) == 1 else {"oneOf": branches, **node}
+        if "enum" in node and "type" not in node and all(isinstance(v, str) for v in node["enum"]):
+            node["type"] = "string"
+        return node
+
+    return {key: value for key, value in simplify(schema).items() if key != "title"}
 
 
 def _header_type(name: str) -> Schema:

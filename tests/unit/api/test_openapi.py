@@ -120,6 +120,11 @@ def test_app_route_body_answer_and_event_stream(doc: dict[str, Any]) -> None:
     assert {"image", "video", "prompt", "preset", "max_tokens", "temperature", "top_p", "stream",
             "precheck"} <= fields  # fmt: skip
     assert body["additionalProperties"] is False
+    # A union generators can type (Kotlin and Swift make an empty class of anyOf [string, array, null]).
+    assert body["properties"]["image"]["oneOf"] == [
+        {"type": "string"},
+        {"type": "array", "items": {"type": "string"}},
+    ]
     content = op["responses"]["200"]["content"]
     assert ref_name(content["application/json"]["schema"]) == "AppAnswer"
     events = content["text/event-stream"]["schema"]
@@ -133,8 +138,8 @@ def test_chat_completions_body_answer_and_chunks(doc: dict[str, Any]) -> None:
     assert set(body["required"]) == {"model", "messages"}
     assert {"max_tokens", "temperature", "top_p", "stream", "stream_options"} <= set(body["properties"])
     message = body["properties"]["messages"]["items"]
-    parts = next(s for s in message["properties"]["content"]["anyOf"] if s.get("type") == "array")["items"]
-    kinds = {value for part in parts["anyOf"] for value in part["properties"]["type"]["enum"]}
+    parts = next(s for s in message["properties"]["content"]["oneOf"] if s.get("type") == "array")["items"]
+    kinds = {value for part in parts["oneOf"] for value in part["properties"]["type"]["enum"]}
     assert kinds == {"text", "image_url", "video_url"}
     content = op["responses"]["200"]["content"]
     assert ref_name(content["application/json"]["schema"]) == "ChatCompletion"
