@@ -14,6 +14,8 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # the /docs page te
 # OkHttp and Android's own org.json from Debian; the Kotlin compiler from npm (below).
 [ -f /usr/share/java/okhttp.jar ] || need_apt+=(libokhttp-java)
 [ -f /usr/share/java/com.android.json.jar ] || need_apt+=(libandroid-json-java)
+# The generated Kotlin client's models compile against gson (tests/integration/test_openapi_clients.py).
+[ -f /usr/share/java/gson.jar ] || need_apt+=(libgoogle-gson-java)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "installing ${need_apt[*]} with apt-get" >&2

@@ -41,6 +41,16 @@ needs_ts = pytest.mark.skipif(
     reason=f"node, or openapi-typescript/openapi-fetch/typescript in {TS_TOOLS}, missing "
     "(scripts/install-test-deps.sh installs them from npm)",
 )
+KOTLINC = Path(os.environ.get("VLGW_TOOLS", Path.home() / ".cache" / "vlgw-tools")) / (
+    "kotlin/node_modules/kotlin-compiler/bin/kotlinc"
+)
+GSON = Path("/usr/share/java/gson.jar")
+KOTLIN_MAIN = Path(__file__).parent / "openapi_clients" / "Main.kt"
+needs_kotlin = pytest.mark.skipif(
+    not KOTLINC.is_file() or not GSON.is_file() or JAVA is None,
+    reason=f"{KOTLINC} (npm kotlin-compiler), {GSON} (Debian libgoogle-gson-java) or java missing "
+    "(scripts/install-test-deps.sh installs them)",
+)
 needs_java = pytest.mark.skipif(
     JAVA is None, reason="no Java runtime: openapi-generator's jar needs one (Java 17 is in the CI image)"
 )
@@ -229,3 +239,45 @@ def test_openapi_generator_validates_and_generates(
     )
     for operation in ("qwenVl", "chatCompletions", "listModels", "feedback", "usage", "listPresets"):
         assert operation in api, (generator, operation)
+
+
+@needs_kotlin
+def test_kotlin_models_compile_and_talk_to_the_gateway(
+    served: tuple[GatewayUnderTest, Path], tmp_path: Path
+) -> None:
+    """The Kotlin client's models and serializer (retrofit2 + gson, oneOf/anyOf wrappers) compile with
+    kotlinc and carry a real call (``Main.kt``: the JDK's HTTP client in place of retrofit, which no
+    registry reachable here ships)."""
+    gw, schema = served
+    out = tmp_path / "kotlin"
+    options = "serializationLibrary=gson,generateOneOfAnyOfWrappers=true"
+    cli = BIN / "openapi-generator-cli"
+    run(
+        cli,
+        "generate",
+        "-i",
+        schema,
+        "-g",
+        "kotlin",
+        "-o",
+        out,
+        "--library",
+        "jvm-retrofit2",
+        "--additional-properties",
+        options,
+    )
+    src = out / "src" / "main" / "kotlin" / "org" / "openapitools" / "client"
+    sources = [*(src / "models").glob("*.kt"), src / "infrastructure" / "Serializer.kt"]
+    sources += (src / "infrastructure").glob("*Adapter.kt")
+    classes = tmp_path / "classes"
+    run(KOTLINC, "-cp", GSON, "-d", classes, *sources, KOTLIN_MAIN, timeout=400)
+    stdlib = KOTLINC.parent.parent / "lib" / "kotlin-stdlib.jar"
+    image = data_uri(photo_jpeg(320, 240))
+    assert JAVA is not None
+    done = run(
+        JAVA, "-cp", os.pathsep.join(map(str, (classes, GSON, stdlib))), "MainKt", gw.url, str(gw.key), image
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    assert result["answer"]["status"] == 200 and result["answer"]["code"] == 0 and result["answer"]["text"]
+    assert result["refused"] == {"status": 400, "code": 40007, "param": "max_tokens"}
+    assert result["models"]
