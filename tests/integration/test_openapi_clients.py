@@ -4,8 +4,9 @@ Real parts: the gateway and the emulator on loopback, a key made with ``vlgw key
 generators app developers use: openapi-python-client (PyPI, a dev dependency), openapi-typescript
 with openapi-fetch and typescript (npm, installed by scripts/install-test-deps.sh into
 ``$VLGW_TOOLS/ts``), and openapi-generator (its jar is inside the ``openapi-generator-cli`` wheel;
-it needs a Java runtime). Input image: ``tests.images.photo_jpeg`` (generated; the schema does not
-depend on its content).
+it needs a Java runtime) for Kotlin (its models compiled with the npm kotlin-compiler against
+Debian's gson and run) and Swift (generated only: no Swift toolchain here). Input image:
+``tests.images.photo_jpeg`` (generated; the schema does not depend on its content).
 """
 
 from __future__ import annotations
