@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool | None = None  # None: JSON when stdout is not a terminal
     log_prompts: bool = False
+    # OpenTelemetry spans for the gateway's phases, joined to the caller's traceparent (docs/tracing.md)
+    tracing_enabled: bool = False
+    tracing_otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"  # OTLP over HTTP (protobuf)
+    tracing_service_name: str = "vlgw"
+    tracing_sample_ratio: float = Field(1.0, ge=0, le=1)  # of new traces; a sampled parent is followed
     data_dir: Path = Field(default_factory=default_data_dir)
 
     # --- upstream (vLLM replicas) ------------------------------------------------------
