@@ -17,7 +17,15 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -72,6 +80,27 @@ class SecretFilesSource(PydanticBaseSettingsSource):
         return values
 
 
+class ModelGroup(BaseModel):
+    """One served model and the vLLM replicas serving it (``GATEWAY_MODEL_GROUPS``, docs/models.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1)  # vLLM's --served-model-name, sent upstream
+    urls: list[str] = Field(min_length=1)
+    aliases: list[str] = Field(default_factory=list)
+    max_model_len: int | None = Field(None, ge=256)  # None: discovered, else GATEWAY_UPSTREAM_MAX_MODEL_LEN
+    canary_of: str | None = None  # take this share of the named model's keys (see canary_percent)
+    canary_percent: float = Field(0.0, ge=0, le=100)
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        return [url.rstrip("/") for url in value]
+
+
 class Settings(BaseSettings):
     """Every knob of the gateway, each with a sane default."""
 
@@ -123,6 +152,9 @@ class Settings(BaseSettings):
     upstream_queue_timeout: float = Field(2.0, ge=0)
     upstream_discovery_interval: float = Field(10.0, gt=0)  # re-read urls_file, re-resolve DNS
     upstream_dns_discovery: bool = True  # an http host name -> one replica per resolved address
+    # Several served models, each with its replicas (JSON list of ModelGroup); empty: one group
+    # from GATEWAY_UPSTREAM_URLS / _MODEL / _MODEL_ALIASES.
+    model_groups: list[ModelGroup] = Field(default_factory=list)
     upstream_eject_max_seconds: float = Field(120.0, gt=0)  # cap of the growing ejection time
 
     # --- store: Redis or embedded --------------------------------------------------------
@@ -259,6 +291,21 @@ class Settings(BaseSettings):
 
             parse_redis_url(value)  # raises InvalidRedisUrl (a ValueError) naming the problem
         return value or None
+
+    @model_validator(mode="after")
+    def _groups(self) -> Settings:
+        names: set[str] = set()
+        for group in self.model_groups:
+            for name in (group.model, *group.aliases):
+                if name in names:
+                    raise ValueError(f"GATEWAY_MODEL_GROUPS: the name {name!r} is used twice")
+                names.add(name)
+        for group in self.model_groups:
+            if group.canary_of is not None and group.canary_of not in {g.model for g in self.model_groups}:
+                raise ValueError(
+                    f"GATEWAY_MODEL_GROUPS: {group.model} is a canary of unknown {group.canary_of!r}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

@@ -149,7 +149,7 @@ class UrlSource:
 
 
 def reconcile(
-    current: list[Replica], urls: list[str], names: dict[str, str], *, healthy: bool
+    current: list[Replica], urls: list[str], names: dict[str, str], *, healthy: bool, prefix: str = "r"
 ) -> tuple[list[Replica], list[Replica], list[Replica]]:
     """The replicas for ``urls`` (existing ones keep their state), and those added and removed.
 
@@ -162,7 +162,7 @@ def reconcile(
     for url in urls:
         replica = by_url.pop(url, None)
         if replica is None:
-            replica = Replica(name=names.setdefault(url, f"r{len(names)}"), url=url, healthy=healthy)
+            replica = Replica(name=names.setdefault(url, f"{prefix}{len(names)}"), url=url, healthy=healthy)
             added.append(replica)
         replicas.append(replica)
     return replicas, added, list(by_url.values())

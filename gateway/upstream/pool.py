@@ -48,8 +48,10 @@ class ReplicaPool:
         resolver: Resolver | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        name_prefix: str = "r",
     ) -> None:
         self.settings = settings
+        self.name_prefix = name_prefix  # replica names: r0, r1 ... (another model group: "<model>/r0")
         self.http = http
         self._clock = clock
         self._rng = rng or random.Random()
@@ -228,7 +230,9 @@ class ReplicaPool:
 
     def _apply(self, urls: list[str], *, healthy: bool) -> list[Replica]:
         """Make the replica list match ``urls``, keeping state (and names) of those that stay."""
-        self._replicas, added, removed = reconcile(self._replicas, urls, self._names, healthy=healthy)
+        self._replicas, added, removed = reconcile(
+            self._replicas, urls, self._names, healthy=healthy, prefix=self.name_prefix
+        )
         for gone in removed:  # in-flight leases keep their object until released
             metrics.UPSTREAM_HEALTHY.labels(replica=gone.name).set(0)
         if added or removed:
