@@ -13,7 +13,7 @@ from gateway import errors
 from gateway.presets import BUNDLED_PRESETS, PresetFileError, PresetRegistry, load_presets, parse_presets
 from gateway.settings import Settings
 
-SHIPPED = {"identify_object", "describe", "ocr", "ui_screenshot", "receipt"}
+SHIPPED = {"identify_object", "describe", "ocr", "ui_screenshot", "receipt", "describe_video", "moderate"}
 
 GOOD = """
 presets:
