@@ -25,6 +25,7 @@ from gateway.api.plugins import DevexPlugin, MetricsConfig, MetricsPlugin
 from gateway.api.plugins.devex import count_usage
 from gateway.ops.lifecycle import install_drain_on_sigterm
 from gateway.ops.logging import configure_logging
+from gateway.ops.tracing import Tracing
 from gateway.serving.services import Services, open_services
 from gateway.settings import Settings, load_settings
 
@@ -39,17 +40,22 @@ def _services(state: State) -> Services:
     return services
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
-    """Build the gateway for ``settings`` (read from the environment when not given)."""
+def create_app(settings: Settings | None = None, *, tracing: Tracing | None = None) -> Litestar:
+    """Build the gateway for ``settings`` (read from the environment when not given); ``tracing``
+    replaces the one the settings describe (tests pass one with an in-memory exporter)."""
     settings = settings or load_settings()
     configure_logging(settings)
+    tracing = tracing or Tracing.from_settings(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_services(settings) as services:
+        async with open_services(settings, tracing) as services:
             app.state.services = services
             install_drain_on_sigterm(services, settings.shutdown_drain_seconds)
-            yield
+            try:
+                yield
+            finally:
+                tracing.shutdown()  # flush the spans still batched
 
     handlers = [qwen_vl, chat_completions, list_models, healthz, readyz, docs_page]
     metrics_config = MetricsConfig(token=settings.metrics_token, serve_route=settings.metrics_port is None)
@@ -83,7 +89,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     handler = app.asgi_handler
     if settings.cors_origins:
         handler = CORSMiddleware(handler, settings.cors_origins)
-    app.asgi_handler = RequestContextMiddleware(handler, known_routes(app), on_finish=request_finished)
+    app.asgi_handler = RequestContextMiddleware(
+        handler, known_routes(app), on_finish=request_finished, tracing=tracing
+    )
     return app
 
 

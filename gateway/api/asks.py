@@ -52,6 +52,7 @@ def app_ask(
         pixel_budget=task.pixel_budget,
         precheck=req.precheck,
         stream=req.stream,
+        model=req.model,
         # CONTRACT.md §1: identical requests come from the cache whatever the temperature.
         any_temperature=settings.cache_app_any_temperature or task.cache_opt_in,
         **_request_facts(request, raw, principal),
@@ -65,11 +66,12 @@ def openai_ask(
     principal: Principal,
     services: Services,
     model: str,
+    aliases: tuple[str, ...] = (),
 ) -> Ask:
     """``POST /v1/chat/completions``: cached only when reproducible, unless the operator opts in."""
     settings = services.settings
     requested = body.get("model")
-    chat = parse_chat(body, settings=settings, served_model=model, aliases=settings.upstream_model_aliases)
+    chat = parse_chat(body, settings=settings, served_model=model, aliases=aliases)
     n = body.get("n", 1)
     return Ask(
         question=chat,

@@ -19,6 +19,8 @@ async def provide_principal(request: AnyRequest, services: ServicesDep) -> Princ
     """
     path = request.scope["path"]
     client = request.client.host if request.client else None
-    principal = await services.gate.authenticate(request.headers, path, client=client)
+    with services.tracing.phase("auth"):
+        principal = await services.gate.authenticate(request.headers, path, client=client)
+        services.tracing.annotate(key=principal.name)
     context_of(request.scope).key_name = principal.name
     return principal

@@ -18,6 +18,7 @@ from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from gateway import metrics
 from gateway.constants import REQUEST_ID_ALLOWED, REQUEST_ID_HEADER, REQUEST_ID_MAX_LENGTH
+from gateway.ops.tracing import Tracing
 
 if TYPE_CHECKING:
     from gateway.serving.outcome import Outcome
@@ -62,20 +63,24 @@ class RequestContextMiddleware:
         app: ASGIApp,
         known_routes: frozenset[str],
         on_finish: Callable[[RequestContext], None] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.app = app
         self.known_routes = known_routes
         self.on_finish = on_finish
+        self.tracing = tracing or Tracing.disabled()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         request_id = None
+        traceparent: dict[str, str] = {}
         for name, value in scope["headers"]:
             if name == _REQUEST_ID_HEADER_BYTES:
                 request_id = _sane_request_id(value)
-                break
+            elif name == b"traceparent":
+                traceparent["traceparent"] = value.decode("latin-1")
         request_id = request_id or uuid.uuid4().hex
         path = scope["path"]
         route = path if path in self.known_routes else "other"
@@ -91,14 +96,32 @@ class RequestContextMiddleware:
 
         structlog.contextvars.bind_contextvars(request_id=request_id)
         metrics.INFLIGHT.labels(route=route).inc()
+        span = self.tracing.request(
+            f"{scope['method']} {route}", traceparent, route=route, request_id=request_id
+        )
         try:
-            await self.app(scope, receive, send_with_id)
+            with span:
+                try:
+                    await self.app(scope, receive, send_with_id)
+                finally:
+                    if self.tracing.enabled:
+                        self._annotate(ctx)
         finally:
             metrics.INFLIGHT.labels(route=route).dec()
             self._finish(ctx, scope)
             if self.on_finish is not None:
                 self.on_finish(ctx)
             structlog.contextvars.clear_contextvars()
+
+    def _annotate(self, ctx: RequestContext) -> None:
+        outcome = ctx.outcome
+        self.tracing.annotate(
+            **{"http.status_code": ctx.status},
+            code=ctx.code or (ctx.status * 100 + 1 if ctx.status >= 400 else 0),
+            key=ctx.key_name,
+            cache=outcome.cache if outcome else None,
+            replica=outcome.replica if outcome else None,
+        )
 
     @staticmethod
     def _finish(ctx: RequestContext, scope: HTTPScope) -> None:

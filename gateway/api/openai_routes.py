@@ -55,7 +55,9 @@ async def chat_completions(
     """The OpenAI wire format, with the gateway's auth, image intake, limits, cache and metrics."""
     raw = await read_body(request, services.settings.max_body_bytes)
     body = decode_json(raw, dict[str, Any])
-    ask = openai_ask(body, raw, request, principal, services, await services.upstream.model())
+    requested = body.get("model")
+    group = services.models.resolve(requested if isinstance(requested, str) else None, owner=principal.name)
+    ask = openai_ask(body, raw, request, principal, services, await group.client.model(), group.aliases)
     outcome = await serve(services, ask)
     context_of(request.scope).outcome = outcome
     if outcome.stream is not None:
@@ -84,10 +86,14 @@ async def chat_completions(
     },
 )
 async def list_models(services: ServicesDep, principal: PrincipalDep) -> Response[bytes]:
-    """The served model and its short aliases, in OpenAI's list shape."""
-    model = await services.upstream.model()
+    """Every served model and its aliases that this key may use, in OpenAI's list shape."""
     created = int(time.time())
-    names = [model, *(alias for alias in services.settings.upstream_model_aliases if alias != model)]
-    max_len = services.upstream.max_model_len
-    data = [Model(id=name, created=created, root=model, max_model_len=max_len) for name in names]
+    data: list[Model] = []
+    for group in services.models.groups:
+        model = group.model or await group.client.model()
+        max_len = group.client.max_model_len
+        names = [model, *(alias for alias in group.aliases if alias != model)]
+        if not any(principal.allows_model(name) for name in names):
+            continue
+        data += [Model(id=name, created=created, root=model, max_model_len=max_len) for name in names]
     return Response(content=msgspec.json.encode(ModelList(data=data)), media_type="application/json")

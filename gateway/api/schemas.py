@@ -27,6 +27,7 @@ class QwenVLRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     video: str | None = None
     prompt: str | None = None
     preset: str | None = None
+    model: str | None = None  # a served model or alias (GATEWAY_MODEL_GROUPS); none: the first
     max_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None

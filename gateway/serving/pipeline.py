@@ -16,6 +16,7 @@ from gateway.cache.broadcast import Broadcast
 from gateway.cache.streams import StreamTicket
 from gateway.devex import RequestRecord
 from gateway.images import PreparedImage
+from gateway.ops.tracing import Tracing
 from gateway.serving.answers import CachePlan, cached_from_upstream, plan_cache, replay_items
 from gateway.serving.ask import Ask, Chat
 from gateway.serving.context import check_context
@@ -24,40 +25,47 @@ from gateway.serving.gate import Slot, estimate_tokens, text_tokens_lower
 from gateway.serving.outcome import LiveStream, Outcome
 from gateway.serving.relay import StreamResult
 from gateway.serving.services import Services
+from gateway.upstream.client import UpstreamClient
 from gateway.upstream.stream import UpstreamStream
 
 
 async def serve(services: Services, ask: Ask) -> Outcome:
     """Answer ``ask``: the answer or a live stream, with its cache status, replica and usage."""
     settings = services.settings
-    model = await services.upstream.model()
-    _check_model(ask, model, settings.upstream_model_aliases)  # the key's model allow-list (40301)
+    # 0. Model: the group serving the name asked for (or the first), canaries applied; 404 if none.
+    group = services.models.resolve(ask.model, owner=ask.principal.name)
+    upstream = group.client
+    model = await upstream.model()
+    _check_model(ask, model, group.aliases)  # the key's model allow-list (40301)
+    tracing = services.tracing
     # 1. Admit: charge the rates with an upper-bound estimate, take a concurrency slot.
-    slot = await services.gate.admit(
-        ask.principal,
-        estimated_tokens=estimate_tokens(
-            text_bytes=ask.question.text_bytes,
-            messages=ask.question.message_count,
-            images=len(ask.images),
-            pixel_budget=ask.pixel_budget or settings.image_pixel_budget,
-            max_tokens=ask.sampling.max_tokens,
-        ),
+    estimated = estimate_tokens(
+        text_bytes=ask.question.text_bytes,
+        messages=ask.question.message_count,
+        images=len(ask.images),
+        pixel_budget=ask.pixel_budget or settings.image_pixel_budget,
+        max_tokens=ask.sampling.max_tokens,
     )
+    with tracing.phase("admit", estimated_tokens=estimated):
+        slot = await services.gate.admit(ask.principal, estimated_tokens=estimated)
     async with slot:  # settled exactly once: here on error, by the JSON answer, or by the stream's end
         # 2. Intake: fetch, check (count included), normalise and hash the images; the pre-check.
-        images = (
-            await services.intake.prepare(ask.images, pixel_budget=ask.pixel_budget, owner=ask.principal.name)
-            if ask.images
-            else []
-        )
-        if services.devex.precheck_wanted(ask.precheck, ask.preset):
-            await services.devex.precheck(images)
+        with tracing.phase("intake", images=len(ask.images)):
+            images = (
+                await services.intake.prepare(
+                    ask.images, pixel_budget=ask.pixel_budget, owner=ask.principal.name
+                )
+                if ask.images
+                else []
+            )
+            if services.devex.precheck_wanted(ask.precheck, ask.preset):
+                await services.devex.precheck(images)
         # 3. Context: refuse only what surely cannot fit the model's context.
         check_context(
             text_tokens=text_tokens_lower(ask.question.text_bytes),
             images=images,
             max_tokens=ask.sampling.max_tokens,
-            max_model_len=services.upstream.max_model_len,
+            max_model_len=upstream.max_model_len,
         )
         # 4. Cache plan: the operator's switch, the route's policy, the client's Cache-Control.
         plan = plan_cache(settings, ask)
@@ -66,7 +74,7 @@ async def serve(services: Services, ask: Ask) -> Outcome:
             if plan.active
             else None
         )
-        call = _UpstreamCall(services, ask, model, images)
+        call = _UpstreamCall(upstream, services.tracing, ask, model, images)
         # 5.–6. Idempotency and single flight around the upstream call; 7. record.
         if ask.stream:
             return await _serve_stream(services, ask, slot.hand_over(), plan, key, call)
@@ -96,8 +104,15 @@ def _check_model(ask: Ask, served: str, aliases: Sequence[str]) -> None:
 class _UpstreamCall:
     """The vLLM request of one ask; its body (with the images' data) is built only when sent."""
 
-    def __init__(self, services: Services, ask: Ask, model: str, images: Sequence[PreparedImage]) -> None:
-        self.services, self.ask, self.model, self.images = services, ask, model, images
+    def __init__(
+        self,
+        upstream: UpstreamClient,
+        tracing: Tracing,
+        ask: Ask,
+        model: str,
+        images: Sequence[PreparedImage],
+    ) -> None:
+        self.upstream, self.tracing, self.ask, self.model, self.images = upstream, tracing, ask, model, images
         self.affinity = images[0].sha256 if images else None  # that replica has the photo cached
 
     def payload(self) -> dict[str, Any]:
@@ -105,18 +120,28 @@ class _UpstreamCall:
         return self.ask.question.payload(self.model, uris, self.ask)
 
     async def answer(self) -> tuple[CachedAnswer, str]:
-        upstream = self.services.upstream
         ask = self.ask
-        got = await upstream.chat(
-            self.payload(), request_id=ask.request_id, trace=ask.trace, affinity=self.affinity
-        )
+        with self.tracing.phase("upstream", model=self.model, stream=False):
+            got = await self.upstream.chat(
+                self.payload(),
+                request_id=ask.request_id,
+                trace=self.tracing.traceparent(ask.trace),  # vLLM's spans go under this one
+                affinity=self.affinity,
+            )
+            self.tracing.annotate(replica=got.replica)
         return cached_from_upstream(got, keep_raw=isinstance(ask.question, Chat)), got.replica
 
     async def open_stream(self) -> UpstreamStream:
         ask = self.ask
-        return await self.services.upstream.open_stream(
-            self.payload(), request_id=ask.request_id, trace=ask.trace, affinity=self.affinity
-        )
+        with self.tracing.phase("upstream", model=self.model, stream=True):
+            stream = await self.upstream.open_stream(
+                self.payload(),
+                request_id=ask.request_id,
+                trace=self.tracing.traceparent(ask.trace),
+                affinity=self.affinity,
+            )
+            self.tracing.annotate(replica=stream.replica)
+        return stream
 
 
 async def _answer_once(
