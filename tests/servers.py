@@ -133,6 +133,33 @@ class RedisServer:
             client.close()
 
 
+async def run_lifespan(receive: Any, send: Any) -> None:
+    """Answer an ASGI lifespan scope (for the small raw ASGI apps tests serve)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def read_request_body(receive: Any) -> bytes:
+    """The whole body of an ASGI HTTP request."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
+async def answer(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    """One complete ASGI HTTP response."""
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class StaticFiles:
     """A raw ASGI app serving fixed bytes by path, counting hits (an image origin for URL tests)."""
 
@@ -142,13 +169,8 @@ class StaticFiles:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await run_lifespan(receive, send)
+            return
         path = scope["path"]
         self.hits[path] = self.hits.get(path, 0) + 1
         body, content_type = self.files.get(path, (b"not found", "text/plain"))

@@ -12,34 +12,16 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
 import msgspec
 
 from gateway import errors, metrics
 from gateway.upstream.sse import SSE_DONE, SSE_KEEPALIVE, sse_event
-from gateway.upstream.wire import Usage
-
-
-class _Delta(msgspec.Struct):
-    content: str | None = None
-
-
-class _ChunkChoice(msgspec.Struct):
-    delta: _Delta = msgspec.field(default_factory=_Delta)
-    finish_reason: str | None = None
-
-
-class _Chunk(msgspec.Struct):
-    choices: list[_ChunkChoice] = msgspec.field(default_factory=list)
-    usage: Usage | None = None
-    model: str | None = None
-    error: Any = None
-
+from gateway.upstream.wire import ChatChunk, Usage
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-_decode_chunk = msgspec.json.Decoder(_Chunk).decode
+_decode_chunk = msgspec.json.Decoder(ChatChunk).decode
 _encode = msgspec.json.Encoder().encode
 
 
@@ -64,7 +46,7 @@ class StreamResult:
 OnDone = Callable[[StreamResult], Awaitable[None]]
 
 
-def _observe(chunk: _Chunk, result: StreamResult) -> str | None:
+def _observe(chunk: ChatChunk, result: StreamResult) -> str | None:
     if chunk.usage is not None:
         result.usage = chunk.usage
     if chunk.model:
@@ -79,7 +61,7 @@ def _observe(chunk: _Chunk, result: StreamResult) -> str | None:
     return text
 
 
-def observe_payload(payload: bytes, result: StreamResult) -> tuple[_Chunk, str | None]:
+def observe_payload(payload: bytes, result: StreamResult) -> tuple[ChatChunk, str | None]:
     """Decode one upstream chunk into ``result``; its text delta. An error event raises."""
     chunk = _decode_chunk(payload)
     if chunk.error is not None:
@@ -87,7 +69,7 @@ def observe_payload(payload: bytes, result: StreamResult) -> tuple[_Chunk, str |
     return chunk, _observe(chunk, result)
 
 
-def _upstream_error(chunk: _Chunk) -> errors.GatewayError:
+def _upstream_error(chunk: ChatChunk) -> errors.GatewayError:
     detail = chunk.error if isinstance(chunk.error, dict) else {"message": str(chunk.error)}
     return errors.UpstreamError(f"upstream failed mid-stream: {detail.get('message', 'unknown error')}")
 
@@ -137,7 +119,7 @@ _RELAY_ERRORS = (errors.GatewayError, msgspec.DecodeError, msgspec.ValidationErr
 
 async def _chunks(
     source: Source, result: StreamResult, *, route: str, started: float | None
-) -> AsyncIterator[tuple[bytes, _Chunk, str | None] | None]:
+) -> AsyncIterator[tuple[bytes, ChatChunk, str | None] | None]:
     """Decoded chunks with their raw payload and text delta; ``None`` for a keep-alive.
 
     ``started`` is when the request arrived, for the time to first token (None for a replay)."""

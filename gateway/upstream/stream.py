@@ -23,6 +23,7 @@ import msgspec
 
 from gateway import errors, metrics
 from gateway.upstream.sse import DONE, SSEDecoder
+from gateway.upstream.wire import ChatChunk
 
 KEEPALIVE = None
 """What ``events()`` yields when the upstream is still silent and a keep-alive is due."""
@@ -122,20 +123,7 @@ class StreamAttempt:
             await self._on_close()
 
 
-class _Delta(msgspec.Struct):
-    content: str | None = None
-
-
-class _Choice(msgspec.Struct):
-    delta: _Delta = msgspec.field(default_factory=_Delta)
-    finish_reason: str | None = None
-
-
-class _Peek(msgspec.Struct):
-    choices: list[_Choice] = msgspec.field(default_factory=list)
-
-
-_peek = msgspec.json.Decoder(_Peek).decode
+_peek = msgspec.json.Decoder(ChatChunk).decode
 
 
 def carries_output(payload: bytes) -> bool:

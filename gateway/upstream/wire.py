@@ -36,6 +36,24 @@ class ChatCompletion(msgspec.Struct):
     id: str = ""
 
 
+class ChunkDelta(msgspec.Struct):
+    content: str | None = None
+
+
+class ChunkChoice(msgspec.Struct):
+    delta: ChunkDelta = msgspec.field(default_factory=ChunkDelta)
+    finish_reason: str | None = None
+
+
+class ChatChunk(msgspec.Struct):
+    """One ``chat.completion.chunk`` of a stream, the parts the gateway reads (or an error event)."""
+
+    choices: list[ChunkChoice] = msgspec.field(default_factory=list)
+    usage: Usage | None = None
+    model: str | None = None
+    error: Any = None
+
+
 class UpstreamErrorBody(msgspec.Struct):
     """vLLM's error envelope; ``error`` is a string in its 401 answer."""
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from tests.images import photo_jpeg
 from tests.integration.test_devex import create_key
-from tests.servers import serve
+from tests.servers import answer, read_request_body, run_lifespan, serve
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "clients" / "examples"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -62,17 +62,10 @@ class PageOrigin:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+            await run_lifespan(receive, send)
             return
         path = scope["path"]
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_request_body(receive)
         if path == "/result":
             self.results.put(json.loads(body))
             content, kind = b"{}", b"application/json"
@@ -82,8 +75,7 @@ class PageOrigin:
             content, kind = (EXAMPLES / path[1:]).read_bytes(), b"text/javascript"
         else:
             content, kind = PAGE, b"text/html; charset=utf-8"
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", kind)]})
-        await send({"type": "http.response.body", "body": content})
+        await answer(send, 200, [(b"content-type", kind)], content)
 
 
 def phone_photo() -> bytes:

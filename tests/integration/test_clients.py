@@ -17,7 +17,7 @@ from PIL import Image
 
 from tests.images import photo_jpeg
 from tests.integration.test_devex import create_key
-from tests.servers import serve
+from tests.servers import answer, read_request_body, run_lifespan, serve
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "clients" / "examples"
 KOTLIN_GUIDE = Path(__file__).resolve().parents[2] / "docs" / "clients" / "kotlin"
@@ -114,26 +114,19 @@ class FakeFrontend:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+            await run_lifespan(receive, send)
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_request_body(receive)
         headers = dict(scope["headers"])
         stream = b'"stream": true' in body or b'"stream":true' in body
         key = headers.get(b"idempotency-key", b"").decode() or None
         self.seen.append((time.monotonic(), key, stream))
         if self.mode == "html502":
             page = b"<html><body><h1>502 Bad Gateway</h1>nginx</body></html>"
-            await self._answer(send, 502, [(b"content-type", b"text/html")], page)
+            await answer(send, 502, [(b"content-type", b"text/html")], page)
         elif len([s for s in self.seen if s[2] == stream]) == 1:  # first try of each kind: shed
             refusal = {"code": 42901, "message": "rate limit exceeded", "request_id": "x", "retry_after": 1}
-            await self._answer(
+            await answer(
                 send,
                 429,
                 [(b"content-type", b"application/json"), (b"retry-after", b"1")],
@@ -146,17 +139,10 @@ class FakeFrontend:
                 {"code": 0, "usage": {}, "finish_reason": "stop", "request_id": "r"},
             ]
             sse = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
-            await self._answer(send, 200, [(b"content-type", b"text/event-stream")], sse)
+            await answer(send, 200, [(b"content-type", b"text/event-stream")], sse)
         else:
-            answer = {"code": 0, "text": "hello", "usage": {}, "request_id": "r"}
-            await self._answer(
-                send, 200, [(b"content-type", b"application/json")], json.dumps(answer).encode()
-            )
-
-    @staticmethod
-    async def _answer(send, status: int, headers, body: bytes) -> None:
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+            reply = {"code": 0, "text": "hello", "usage": {}, "request_id": "r"}
+            await answer(send, 200, [(b"content-type", b"application/json")], json.dumps(reply).encode())
 
 
 def run_example(
