@@ -52,13 +52,13 @@ from stack import ROOT, cpu_seconds, stack
 
 from gateway.errors import GatewayError
 from gateway.images.cost import decode_memory
-from gateway.images.normalise import Limits, checked_parse
+from gateway.images.normalise import PixelLimits, checked_parse
 from gateway.settings import Settings
 from tests.images import photo_jpeg
 from tests.unit.images import bombs, factory
 
 SETTINGS = Settings(_env_file=None)  # type: ignore[call-arg]
-LIMITS = Limits(
+LIMITS = PixelLimits(
     pixel_budget=SETTINGS.image_pixel_budget,
     min_pixels=SETTINGS.image_min_pixels,
     max_pixels=SETTINGS.image_max_pixels,

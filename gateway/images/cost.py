@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from gateway.images.containers import Parsed
 from gateway.images.geometry import AspectRatioError, exceeds_budget, smart_resize
-from gateway.images.normalise import Limits
+from gateway.images.normalise import PixelLimits
 
 OVERHEAD = 4 * 1024 * 1024  # Pillow's and the codec's fixed allocations
 BYTES_PER_PIXEL = 4
@@ -28,7 +28,7 @@ DECODED_COPIES = 3
 _DRAFT_SCALES = (8, 4, 2)
 
 
-def decode_memory(parsed: Parsed, encoded: int, limits: Limits) -> int:
+def decode_memory(parsed: Parsed, encoded: int, limits: PixelLimits) -> int:
     """Upper bound of the memory, in bytes, that normalising this image needs."""
     width, height = parsed.width, parsed.height
     if not width:  # HEIF: the decoder's bound is all that is known

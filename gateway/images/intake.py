@@ -37,7 +37,7 @@ from gateway.images.fetch import Fetcher, Resolver, make_client
 from gateway.images.geometry import image_prompt_tokens
 from gateway.images.limits import check_count, check_encoded_size, reason_of, refuse
 from gateway.images.memory import trim
-from gateway.images.normalise import Limits, Normalised, checked_parse, decode, is_passthrough, normalise
+from gateway.images.normalise import Normalised, PixelLimits, checked_parse, decode, is_passthrough, normalise
 from gateway.images.pool import DecodePool, busy
 from gateway.images.prepared import PreparedImage
 from gateway.images.refs import Ref, Source, classify, decode_base64
@@ -105,11 +105,11 @@ class ImageIntake:
             max_redirects=settings.image_fetch_max_redirects,
         )
 
-    def limits(self, pixel_budget: int | None = None) -> Limits:
+    def limits(self, pixel_budget: int | None = None) -> PixelLimits:
         """The normalisation limits; a per-call budget can only lower the configured one."""
         s = self.settings
         budget = s.image_pixel_budget if pixel_budget is None else min(pixel_budget, s.image_pixel_budget)
-        return Limits(
+        return PixelLimits(
             pixel_budget=max(budget, s.image_min_pixels),
             min_pixels=s.image_min_pixels,
             max_pixels=s.image_max_pixels,
@@ -156,7 +156,7 @@ class ImageIntake:
         finally:
             INTAKE_DURATION.observe(time.perf_counter() - started)
 
-    async def _prepare_one(self, ref: Ref, limits: Limits, owner: str, waits: Waits) -> PreparedImage:
+    async def _prepare_one(self, ref: Ref, limits: PixelLimits, owner: str, waits: Waits) -> PreparedImage:
         if ref.source == "url":
             data = await self._fetch(ref.text, owner, waits.fetch)
             text = None
@@ -170,7 +170,7 @@ class ImageIntake:
             self._trim_after(len(data))
 
     async def _prepare_bytes(
-        self, data: bytes, text: str | None, source: Source, limits: Limits, owner: str, waits: Waits
+        self, data: bytes, text: str | None, source: Source, limits: PixelLimits, owner: str, waits: Waits
     ) -> PreparedImage:
         loop = asyncio.get_running_loop()
         inline = len(data) <= INLINE_MAX_BYTES
@@ -208,7 +208,7 @@ class ImageIntake:
             self._fetch_slots.release(owner)
 
     async def _decode(
-        self, owner: str, data: bytes, limits: Limits, parsed: Parsed, memory: int, deadline: float
+        self, owner: str, data: bytes, limits: PixelLimits, parsed: Parsed, memory: int, deadline: float
     ) -> tuple[Normalised, str]:
         if self._executor is None:
             return await self.pool.run(owner, parsed.data, limits, parsed, memory=memory, deadline=deadline)
@@ -239,7 +239,7 @@ class ImageIntake:
         trim()
 
     def process(
-        self, data: bytes, text: str | None, source: Source, limits: Limits, parsed: Parsed | None = None
+        self, data: bytes, text: str | None, source: Source, limits: PixelLimits, parsed: Parsed | None = None
     ) -> PreparedImage:
         """The CPU part for one image, in this thread: normalise, hash, count tokens."""
         result = normalise(data, limits, parsed)

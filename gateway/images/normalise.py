@@ -45,7 +45,7 @@ _TRANSPOSE = {
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
+class PixelLimits:
     """The knobs of one normalisation (settings, with a per-call pixel budget)."""
 
     pixel_budget: int
@@ -87,7 +87,7 @@ def parse(data: bytes) -> Parsed:
     return heif.parse(data)
 
 
-def checked_parse(data: bytes, limits: Limits) -> Parsed:
+def checked_parse(data: bytes, limits: PixelLimits) -> Parsed:
     """``parse``, its errors as the contract's (40002, 41301), and the pixel limits on the header."""
     try:
         parsed = parse(data)
@@ -100,20 +100,20 @@ def checked_parse(data: bytes, limits: Limits) -> Parsed:
     return parsed
 
 
-def is_passthrough(parsed: Parsed, limits: Limits) -> bool:
+def is_passthrough(parsed: Parsed, limits: PixelLimits) -> bool:
     """Whether normalising needs no pixel work: a header parse, a walk and a hash (microseconds)."""
     if parsed.needs_decode or parsed.orientation != 1 or not parsed.width:
         return False
     return not exceeds_budget(parsed.height, parsed.width, limits.pixel_budget)
 
 
-def decode(data: bytes, limits: Limits, parsed: Parsed) -> tuple[Normalised, str]:
+def decode(data: bytes, limits: PixelLimits, parsed: Parsed) -> tuple[Normalised, str]:
     """``normalise`` and the sha256 of its output: the job a decode worker runs (pool.py)."""
     result = normalise(data, limits, parsed)
     return result, hashlib.sha256(result.data).hexdigest()
 
 
-def normalise(data: bytes, limits: Limits, parsed: Parsed | None = None) -> Normalised:
+def normalise(data: bytes, limits: PixelLimits, parsed: Parsed | None = None) -> Normalised:
     """Validate and normalise one encoded image: 40002 if undecodable, 41301 if over a limit."""
     if parsed is None:
         parsed = checked_parse(data, limits)
@@ -130,7 +130,7 @@ def normalise(data: bytes, limits: Limits, parsed: Parsed | None = None) -> Norm
         raise refuse(ImageUndecodable, f"image is not decodable ({type(exc).__name__})", "corrupt") from None
 
 
-def _normalise(data: bytes, parsed: Parsed, image: Image.Image, limits: Limits) -> Normalised:
+def _normalise(data: bytes, parsed: Parsed, image: Image.Image, limits: PixelLimits) -> Normalised:
     raw_w, raw_h = image.size
     if parsed.width and (raw_w, raw_h) != (parsed.width, parsed.height):
         raise refuse(ImageUndecodable, "image header and decoder disagree on its size", "corrupt")

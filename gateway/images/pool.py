@@ -35,7 +35,7 @@ from gateway.images.containers import Parsed
 from gateway.images.fair import ByteBudget, FairSlots
 from gateway.images.limits import refuse
 from gateway.images.memory import cpu_seconds
-from gateway.images.normalise import Limits, Normalised
+from gateway.images.normalise import Normalised, PixelLimits
 from gateway.images.worker import HEADER, Reply, frame, header
 
 # The errors a worker may name in a reply; anything else reads as undecodable.
@@ -133,7 +133,7 @@ class DecodePool:
         self._started = False
 
     async def run(
-        self, owner: str, data: bytes, limits: Limits, parsed: Parsed, *, memory: int, deadline: float
+        self, owner: str, data: bytes, limits: PixelLimits, parsed: Parsed, *, memory: int, deadline: float
     ) -> tuple[Normalised, str]:
         """``normalise.decode`` in a worker; 41301 past the CPU limit, 503 when no slot in time."""
         if memory > self.memory.capacity:

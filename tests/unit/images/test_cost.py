@@ -9,10 +9,10 @@ import os
 
 from gateway.images import memory
 from gateway.images.cost import BYTES_PER_PIXEL, DECODED_COPIES, decode_memory
-from gateway.images.normalise import Limits, checked_parse
+from gateway.images.normalise import PixelLimits, checked_parse
 from tests.unit.images import bombs, factory
 
-LIMITS = Limits(
+LIMITS = PixelLimits(
     pixel_budget=1_310_720, min_pixels=65_536, max_pixels=50_000_000, max_side=20_000, jpeg_quality=90
 )
 

@@ -15,19 +15,19 @@ import pytest
 from gateway.errors import ImageUndecodable, PayloadTooLarge, ServiceUnavailable
 from gateway.images import ImageIntake
 from gateway.images.containers import Parsed
-from gateway.images.normalise import Limits, checked_parse
+from gateway.images.normalise import PixelLimits, checked_parse
 from gateway.images.pool import DecodePool
 from gateway.settings import Settings
 from tests.unit.images import factory
 
-LIMITS = Limits(
+LIMITS = PixelLimits(
     pixel_budget=1_310_720, min_pixels=65_536, max_pixels=50_000_000, max_side=20_000, jpeg_quality=90
 )
 BIG = factory.photo(4032, 3024, seed=3)  # ~60-100 ms of CPU to decode and shrink
 SMALL = factory.flat(2000, 1500)
 
 
-def job(data: bytes) -> tuple[bytes, Limits, Parsed]:
+def job(data: bytes) -> tuple[bytes, PixelLimits, Parsed]:
     parsed = checked_parse(data, LIMITS)
     return parsed.data, LIMITS, parsed
 
