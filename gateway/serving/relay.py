@@ -18,10 +18,10 @@ import msgspec
 
 from gateway import errors, metrics
 from gateway.upstream.sse import SSE_DONE, SSE_KEEPALIVE, sse_event
-from gateway.upstream.wire import ChatChunk, Usage
+from gateway.upstream.wire import UpstreamChatChunk, Usage
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-_decode_chunk = msgspec.json.Decoder(ChatChunk).decode
+_decode_chunk = msgspec.json.Decoder(UpstreamChatChunk).decode
 _encode = msgspec.json.Encoder().encode
 
 
@@ -46,7 +46,7 @@ class StreamResult:
 OnDone = Callable[[StreamResult], Awaitable[None]]
 
 
-def _observe(chunk: ChatChunk, result: StreamResult) -> str | None:
+def _observe(chunk: UpstreamChatChunk, result: StreamResult) -> str | None:
     if chunk.usage is not None:
         result.usage = chunk.usage
     if chunk.model:
@@ -61,7 +61,7 @@ def _observe(chunk: ChatChunk, result: StreamResult) -> str | None:
     return text
 
 
-def observe_payload(payload: bytes, result: StreamResult) -> tuple[ChatChunk, str | None]:
+def observe_payload(payload: bytes, result: StreamResult) -> tuple[UpstreamChatChunk, str | None]:
     """Decode one upstream chunk into ``result``; its text delta. An error event raises."""
     chunk = _decode_chunk(payload)
     if chunk.error is not None:
@@ -69,7 +69,7 @@ def observe_payload(payload: bytes, result: StreamResult) -> tuple[ChatChunk, st
     return chunk, _observe(chunk, result)
 
 
-def _upstream_error(chunk: ChatChunk) -> errors.GatewayError:
+def _upstream_error(chunk: UpstreamChatChunk) -> errors.GatewayError:
     detail = chunk.error if isinstance(chunk.error, dict) else {"message": str(chunk.error)}
     return errors.UpstreamError(f"upstream failed mid-stream: {detail.get('message', 'unknown error')}")
 
@@ -119,7 +119,7 @@ _RELAY_ERRORS = (errors.GatewayError, msgspec.DecodeError, msgspec.ValidationErr
 
 async def _chunks(
     source: Source, result: StreamResult, *, route: str, started: float | None
-) -> AsyncIterator[tuple[bytes, ChatChunk, str | None] | None]:
+) -> AsyncIterator[tuple[bytes, UpstreamChatChunk, str | None] | None]:
     """Decoded chunks with their raw payload and text delta; ``None`` for a keep-alive.
 
     ``started`` is when the request arrived, for the time to first token (None for a replay)."""

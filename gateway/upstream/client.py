@@ -26,7 +26,7 @@ from gateway.upstream.pool import ReplicaPool
 from gateway.upstream.replica import Replica
 from gateway.upstream.retry import call_with_retries, report_failure
 from gateway.upstream.stream import StreamAttempt, UpstreamStream
-from gateway.upstream.wire import ChatCompletion
+from gateway.upstream.wire import UpstreamChatCompletion
 
 log = structlog.get_logger("gateway.upstream")
 
@@ -38,7 +38,7 @@ _STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientConnectionRe
 
 @dataclass(slots=True)
 class UpstreamAnswer:
-    completion: ChatCompletion
+    completion: UpstreamChatCompletion
     raw: bytes
     replica: str
     seconds: float
@@ -134,7 +134,7 @@ class UpstreamClient:
         if status != 200:
             raise error_from_status(status, content, response_headers, replica.name)
         try:
-            completion = msgspec.json.decode(content, type=ChatCompletion)
+            completion = msgspec.json.decode(content, type=UpstreamChatCompletion)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise errors.UpstreamError("upstream answer is not a chat completion") from exc
         if not completion.choices:

@@ -16,7 +16,7 @@ import httpx
 import msgspec
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.upstream.wire import ModelList
+from gateway.upstream.wire import UpstreamModelList
 
 WAITING = "vllm:num_requests_waiting"
 KV_USAGE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")  # new name, pre-0.10 name
@@ -59,7 +59,7 @@ async def probe(
     if listing.status_code != 200:
         return Probe(ok=False, error=f"/v1/models answered {listing.status_code}")
     try:
-        cards = msgspec.json.decode(listing.content, type=ModelList).data
+        cards = msgspec.json.decode(listing.content, type=UpstreamModelList).data
     except (msgspec.DecodeError, msgspec.ValidationError):
         return Probe(ok=False, error="/v1/models answer is unreadable")
     ids = [card.id for card in cards]

@@ -23,7 +23,7 @@ import msgspec
 
 from gateway import errors, metrics
 from gateway.upstream.sse import DONE, SSEDecoder
-from gateway.upstream.wire import ChatChunk
+from gateway.upstream.wire import UpstreamChatChunk
 
 KEEPALIVE = None
 """What ``events()`` yields when the upstream is still silent and a keep-alive is due."""
@@ -123,7 +123,7 @@ class StreamAttempt:
             await self._on_close()
 
 
-_peek = msgspec.json.Decoder(ChatChunk).decode
+_peek = msgspec.json.Decoder(UpstreamChatChunk).decode
 
 
 def carries_output(payload: bytes) -> bool:

@@ -16,39 +16,39 @@ class Usage(msgspec.Struct, frozen=True):
     total_tokens: int = 0
 
 
-class ChatMessage(msgspec.Struct):
+class UpstreamChatMessage(msgspec.Struct):
     role: str = "assistant"
     content: str | None = None
 
 
-class ChatChoice(msgspec.Struct):
+class UpstreamChatChoice(msgspec.Struct):
     index: int = 0
-    message: ChatMessage = msgspec.field(default_factory=ChatMessage)
+    message: UpstreamChatMessage = msgspec.field(default_factory=UpstreamChatMessage)
     finish_reason: str | None = None
 
 
-class ChatCompletion(msgspec.Struct):
+class UpstreamChatCompletion(msgspec.Struct):
     """The fields of vLLM's non-streaming chat answer the app route needs."""
 
-    choices: list[ChatChoice]
+    choices: list[UpstreamChatChoice]
     model: str = ""
     usage: Usage | None = None
     id: str = ""
 
 
-class ChunkDelta(msgspec.Struct):
+class UpstreamChunkDelta(msgspec.Struct):
     content: str | None = None
 
 
-class ChunkChoice(msgspec.Struct):
-    delta: ChunkDelta = msgspec.field(default_factory=ChunkDelta)
+class UpstreamChunkChoice(msgspec.Struct):
+    delta: UpstreamChunkDelta = msgspec.field(default_factory=UpstreamChunkDelta)
     finish_reason: str | None = None
 
 
-class ChatChunk(msgspec.Struct):
+class UpstreamChatChunk(msgspec.Struct):
     """One ``chat.completion.chunk`` of a stream, the parts the gateway reads (or an error event)."""
 
-    choices: list[ChunkChoice] = msgspec.field(default_factory=list)
+    choices: list[UpstreamChunkChoice] = msgspec.field(default_factory=list)
     usage: Usage | None = None
     model: str | None = None
     error: Any = None
@@ -60,10 +60,10 @@ class UpstreamErrorBody(msgspec.Struct):
     error: dict[str, Any] | str
 
 
-class ModelCard(msgspec.Struct):
+class UpstreamModelCard(msgspec.Struct):
     id: str
     max_model_len: int | None = None
 
 
-class ModelList(msgspec.Struct):
-    data: list[ModelCard]
+class UpstreamModelList(msgspec.Struct):
+    data: list[UpstreamModelCard]

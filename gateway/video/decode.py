@@ -23,7 +23,7 @@ from PIL import Image
 
 from gateway.video.geometry import FramePlan, frame_count
 from gateway.video.limits import VideoLimits, too_large, undecodable
-from gateway.video.probe import DURATION_SLACK, Probe, check_frame_size
+from gateway.video.probe import DURATION_SLACK, ClipProbe, check_frame_size
 
 # H.264/HEVC keep up to 16 reference frames, plus the frame being decoded and the one handed out.
 DECODER_FRAMES = 18
@@ -59,7 +59,7 @@ class Budget:
             )
 
 
-def admit_memory(probe: Probe, plan: FramePlan, limits: VideoLimits) -> int:
+def admit_memory(probe: ClipProbe, plan: FramePlan, limits: VideoLimits) -> int:
     """The estimated peak bytes of decoding ``probe`` under ``plan``; 41302 over the limit."""
     source = int(probe.width * probe.height * BYTES_PER_SOURCE_PIXEL)
     estimate = source * (DECODER_FRAMES + limits.decode_threads) + plan.frames * plan.width * plan.height * 3
@@ -87,7 +87,7 @@ class Sampled:
 class Sampler:
     """Decodes one video stream and keeps the frames shown at the plan's target times."""
 
-    def __init__(self, probe: Probe, plan: FramePlan, limits: VideoLimits, budget: Budget) -> None:
+    def __init__(self, probe: ClipProbe, plan: FramePlan, limits: VideoLimits, budget: Budget) -> None:
         self.probe = probe
         self.plan = plan
         self.limits = limits

@@ -11,7 +11,7 @@ import pybase64
 
 from gateway.video.decode import Sampled
 from gateway.video.geometry import video_prompt_tokens
-from gateway.video.probe import Probe
+from gateway.video.probe import ClipProbe
 from gateway.video.source import Source
 
 DATA_URI_PREFIX = "data:video/jpeg;base64,"
@@ -48,7 +48,7 @@ class PreparedVideo:
         return {"type": "video_url", "video_url": {"url": self.data_uri}}
 
 
-def build(sampled: Sampled, probe: Probe, fps: float, source: Source, source_bytes: int) -> PreparedVideo:
+def build(sampled: Sampled, probe: ClipProbe, fps: float, source: Source, source_bytes: int) -> PreparedVideo:
     """The PreparedVideo of ``sampled`` frames from a clip ``probe`` described."""
     digest = hashlib.sha256()
     for jpeg in sampled.jpegs:

@@ -35,7 +35,7 @@ DURATION_SLACK = 0.5
 
 
 @dataclass(frozen=True, slots=True)
-class Probe:
+class ClipProbe:
     """What the headers say about a clip's one video stream."""
 
     container: str  # "mp4" (mov, mp4, 3gp) or "matroska" (mkv, webm)
@@ -91,7 +91,7 @@ def video_stream(container: InputContainer, limits: VideoLimits) -> VideoStream:
     return videos[0]
 
 
-def probe(container: InputContainer, stream: VideoStream, limits: VideoLimits) -> Probe:
+def probe(container: InputContainer, stream: VideoStream, limits: VideoLimits) -> ClipProbe:
     """Judge the headers: codec (40010), side, pixels, duration, frame rate and count (41302)."""
     codec = stream.codec_context.codec.canonical_name
     if codec not in ALLOWED_CODECS:
@@ -115,7 +115,7 @@ def probe(container: InputContainer, stream: VideoStream, limits: VideoLimits) -
     frames = stream.frames or None
     if frames is not None and frames > limits.max_source_frames:
         raise too_large(f"video has {frames} frames; at most {limits.max_source_frames} allowed", "frames")
-    return Probe(
+    return ClipProbe(
         container="mp4" if container.format.name.startswith("mov") else "matroska",
         codec=codec,
         width=width,
