@@ -32,7 +32,7 @@ from tests.servers import ThreadedServer
 
 WIRED = "devex" in {f.name for f in dataclasses.fields(Services)}
 needs_wiring = pytest.mark.skipif(not WIRED, reason="needs services.devex wired into the app route (issue 9)")
-SHIPPED = ["describe", "identify_object", "ocr", "receipt", "ui_screenshot"]
+SHIPPED = ["describe", "describe_video", "identify_object", "moderate", "ocr", "receipt", "ui_screenshot"]
 
 
 def attach_devex(app: Litestar) -> Litestar:
