@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 from gateway import errors
 from gateway.upstream.pool import ReplicaPool
 from gateway.upstream.replica import Replica
+from tests.servers import answer, run_lifespan, serve
 from tests.unit.upstream.fleet import CHAT_BODY, Fleet
 
 URLS = ["http://10.9.0.1:8000", "http://10.9.0.2:8000", "http://10.9.0.3:8000"]
@@ -218,3 +219,36 @@ async def test_health_check_sends_the_api_key(
     await bad.check()
     assert good.ready() and not bad.ready()
     assert "401" in bad.snapshot()["r0"]["last_error"]
+
+
+class FlakyHealth:
+    """A vLLM stand-in whose /health fails the first ``failures`` times (a saturated server dropping
+    one health connection), then answers; /v1/models lists model ``m``."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.health_hits = 0
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] == "lifespan":
+            await run_lifespan(receive, send)
+            return
+        if scope["path"] == "/health":
+            self.health_hits += 1
+            status = 500 if self.health_hits <= self.failures else 200
+            await answer(send, status, [], b"")
+            return
+        models = b'{"object": "list", "data": [{"id": "m", "object": "model", "max_model_len": 4096}]}'
+        await answer(send, 200, [(b"content-type", b"application/json")], models)
+
+
+@pytest.mark.parametrize(("failures", "healthy"), [(1, True), (2, False)])
+async def test_one_failed_check_of_a_healthy_replica_is_asked_again(
+    pool_factory: PoolFactory, failures: int, healthy: bool
+) -> None:
+    server = FlakyHealth(failures)
+    with serve(server) as running:
+        pool = pool_factory([running.url], upstream_model="m")
+        await pool.check()
+    assert server.health_hits == 2  # checked, then asked again before being taken out
+    assert pool.replicas[0].healthy is healthy and pool.ready() is healthy
