@@ -40,13 +40,17 @@ def app_ask(
 ) -> Ask:
     """``POST /v1/qwen-vl``: the preset's template and defaults, then the client's values."""
     refs = req.images()
-    if not refs:
+    if req.video is not None:  # the schema has made `video` and `image` exclusive
+        if not req.video:
+            raise errors.InvalidBody("field `video` must be a non-empty string", param="video")
+    elif not refs:
         raise errors.InvalidBody("field `image` needs at least one image", param="image")
     settings = services.settings
     task = resolve_task(req, settings, services.devex.resolve_preset(principal, req.preset))
     return Ask(
         question=Prompt(task.prompt, task.system, req.prompt),
         images=tuple(refs),
+        video=req.video,
         preset=task.preset,
         sampling=task.sampling,
         pixel_budget=task.pixel_budget,
@@ -77,6 +81,7 @@ def openai_ask(
         question=chat,
         model=requested if isinstance(requested, str) else None,
         images=tuple(part["image_url"]["url"] for part in chat.image_parts),
+        video=chat.video_url,
         sampling=sampling_of(body),
         n=n if isinstance(n, int) else 1,
         stream=bool(body.get("stream", False)),

@@ -3,8 +3,9 @@
 Model names are mapped, image parts collected, token caps applied.
 
 Every field the gateway has no policy on passes through unchanged. Image parts go through the
-same intake as the app route (fetched safely, normalised, sent as ``data:`` URIs) and any
-client ``uuid`` on a part is dropped: vLLM would trust it as the image's cache key.
+same intake as the app route (fetched safely, normalised, sent as ``data:`` URIs), as does one
+``video_url`` part (sampled into JPEG frames, docs/video.md); any client ``uuid`` on a part is
+dropped: vLLM would trust it as the media's cache key.
 """
 
 from __future__ import annotations
@@ -17,16 +18,18 @@ from gateway.serving.ask import Chat
 from gateway.serving.task import Sampling
 from gateway.settings import Settings
 
-ALLOWED_PART_TYPES = frozenset({"text", "image_url"})
+ALLOWED_PART_TYPES = frozenset({"text", "image_url", "video_url"})
+MAX_VIDEOS = 1  # vLLM is started with --limit-mm-per-prompt video 1 (docs/video.md)
 
 
-def _image_url(part: dict[str, Any], where: str) -> dict[str, Any]:
-    value = part.get("image_url")
+def _media_url(part: dict[str, Any], kind: str, where: str) -> dict[str, Any]:
+    """``part[kind]`` (``image_url`` or ``video_url``) as ``{"url": str, ...}``; 40001 otherwise."""
+    value = part.get(kind)
     if isinstance(value, str):  # vLLM accepts the bare-string form too; normalise it
         value = {"url": value}
-        part["image_url"] = value
+        part[kind] = value
     if not isinstance(value, dict) or not isinstance(value.get("url"), str):
-        raise errors.InvalidBody(f"{where}.image_url.url must be a string", param=f"{where}.image_url")
+        raise errors.InvalidBody(f"{where}.{kind}.url must be a string", param=f"{where}.{kind}")
     return value
 
 
@@ -44,6 +47,7 @@ def parse_chat(
     if not isinstance(messages, list) or not messages:
         raise errors.InvalidBody("field `messages` must be a non-empty list", param="messages")
     image_parts: list[dict[str, Any]] = []
+    videos = 0
     text_bytes = 0
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
@@ -61,10 +65,17 @@ def parse_chat(
                     )
                 if kind == "text":
                     text_bytes += len(str(part.get("text", "")).encode())
-                else:
-                    _image_url(part, where)
-                    part.pop("uuid", None)
+                    continue
+                _media_url(part, kind, where)
+                part.pop("uuid", None)
+                if kind == "image_url":
                     image_parts.append(part)
+                    continue
+                videos += 1
+                if videos > MAX_VIDEOS:
+                    raise errors.TooManyImages(
+                        f"{where}: at most {MAX_VIDEOS} video_url part per request", param=where
+                    )
     _apply_token_cap(body, settings)
     return Chat(
         body=body,

@@ -43,10 +43,16 @@ class Prompt:
     def feedback_prompt(self) -> str | None:
         return self.client_prompt
 
-    def key_messages(self, image_hashes: Sequence[str]) -> Any:
+    def key_messages(self, image_hashes: Sequence[str], video_hash: str | None = None) -> Any:
         return {"prompt": self.text}
 
-    def payload(self, model: str, image_uris: Sequence[str | msgspec.Raw], ask: Ask) -> dict[str, Any]:
+    def payload(
+        self,
+        model: str,
+        image_uris: Sequence[str | msgspec.Raw],
+        ask: Ask,
+        video_uri: str | msgspec.Raw | None = None,
+    ) -> dict[str, Any]:
         return build_chat_payload(
             model=model,
             prompt=self.text,
@@ -54,6 +60,7 @@ class Prompt:
             sampling=ask.sampling,
             image_uris=image_uris,
             stream=ask.stream,
+            video_uri=video_uri,
         )
 
 
@@ -74,13 +81,26 @@ class Chat:
     def feedback_prompt(self) -> str | None:
         return self.last_user_text
 
-    def key_messages(self, image_hashes: Sequence[str]) -> Any:
-        """The body minus what doesn't change the answer; image parts stand as content hashes."""
+    @property
+    def video_url(self) -> str | None:
+        """The URL of the body's one ``video_url`` part (the adapter allows one), if any."""
+        for message in self.body["messages"]:
+            content = message.get("content")
+            for part in content if isinstance(content, list) else ():
+                if isinstance(part, dict) and part.get("type") == "video_url":
+                    url: str = part["video_url"]["url"]
+                    return url
+        return None
+
+    def key_messages(self, image_hashes: Sequence[str], video_hash: str | None = None) -> Any:
+        """The body minus what doesn't change the answer; image and video parts stand as content hashes."""
         digests = iter(image_hashes)
 
         def part_key(part: Any) -> Any:
             if isinstance(part, dict) and part.get("type") == "image_url":
                 return {"type": "image_url", "sha256": next(digests)}
+            if isinstance(part, dict) and part.get("type") == "video_url":
+                return {"type": "video_url", "sha256": video_hash}
             return part
 
         def message_key(message: dict[str, Any]) -> dict[str, Any]:
@@ -93,13 +113,22 @@ class Chat:
         key["messages"] = [message_key(message) for message in self.body["messages"]]
         return key
 
-    def payload(self, model: str, image_uris: Sequence[str | msgspec.Raw], ask: Ask) -> dict[str, Any]:
-        """A copy of the body with each image URL replaced by the ``data:`` URI the intake produced."""
+    def payload(
+        self,
+        model: str,
+        image_uris: Sequence[str | msgspec.Raw],
+        ask: Ask,
+        video_uri: str | msgspec.Raw | None = None,
+    ) -> dict[str, Any]:
+        """A copy of the body with each image URL replaced by the ``data:`` URI the intake produced,
+        and the video URL by the clip's ``data:video/jpeg;base64,<f1>,<f2>,...`` frames."""
         uris = iter(image_uris)
 
         def part_sent(part: Any) -> Any:
             if isinstance(part, dict) and part.get("type") == "image_url":
                 return {**part, "image_url": {**part["image_url"], "url": next(uris)}}
+            if isinstance(part, dict) and part.get("type") == "video_url":
+                return {**part, "video_url": {**part["video_url"], "url": video_uri}}
             return part
 
         def message_sent(message: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +162,7 @@ class Ask:
     started: float  # perf_counter at arrival (time to first token is measured from here)
     question: Prompt | Chat
     images: tuple[str, ...]  # image references as sent: URLs, data: URIs or bare base64
-    video: str | None = None  # reserved for the video reference (not served yet)
+    video: str | None = None  # the clip as sent: a URL, a data:video/... URI or bare base64
     model: str | None = None  # the model the client named (OpenAI route); None: the served one
     preset: Preset | None = None
     sampling: Sampling
@@ -146,11 +175,14 @@ class Ask:
     idempotency: Idempotency | None = None
     trace: str | None = None
 
-    def key_material(self, image_hashes: list[str], model: str) -> KeyMaterial:
-        """What changes the answer: image content, question, model, preset and sampling values."""
+    def key_material(self, image_hashes: list[str], model: str, video_hash: str | None = None) -> KeyMaterial:
+        """What changes the answer: image and clip content, question, model, preset and sampling values.
+
+        The clip stands as the hash of its sampled frames, so the same clip sent as a URL or as
+        base64 is one entry."""
         return KeyMaterial(
-            image_hashes=image_hashes,
-            messages=self.question.key_messages(image_hashes),
+            image_hashes=[*image_hashes, f"video:{video_hash}"] if video_hash else image_hashes,
+            messages=self.question.key_messages(image_hashes, video_hash),
             model=model,
             preset=self.preset.cache_tag if self.preset else None,
             sampling=self.sampling.as_fields() if isinstance(self.question, Prompt) else {},

@@ -27,6 +27,7 @@ from gateway.serving.relay import StreamResult
 from gateway.serving.services import Services
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.stream import UpstreamStream
+from gateway.video import PreparedVideo
 
 
 async def serve(services: Services, ask: Ask) -> Outcome:
@@ -45,11 +46,11 @@ async def serve(services: Services, ask: Ask) -> Outcome:
         images=len(ask.images),
         pixel_budget=ask.pixel_budget or settings.image_pixel_budget,
         max_tokens=ask.sampling.max_tokens,
-    )
+    ) + (services.videos.max_tokens if ask.video else 0)  # any clip's worst case (docs/video.md)
     with tracing.phase("admit", estimated_tokens=estimated):
         slot = await services.gate.admit(ask.principal, estimated_tokens=estimated)
     async with slot:  # settled exactly once: here on error, by the JSON answer, or by the stream's end
-        # 2. Intake: fetch, check (count included), normalise and hash the images; the pre-check.
+        # 2. Intake: fetch, check, normalise and hash the images (or sample the clip); the pre-check.
         with tracing.phase("intake", images=len(ask.images)):
             images = (
                 await services.intake.prepare(
@@ -58,30 +59,34 @@ async def serve(services: Services, ask: Ask) -> Outcome:
                 if ask.images
                 else []
             )
+            video = await services.videos.prepare(ask.video) if ask.video else None  # sampled JPEG frames
             if services.devex.precheck_wanted(ask.precheck, ask.preset):
                 await services.devex.precheck(images)
         # 3. Context: refuse only what surely cannot fit the model's context.
         check_context(
             text_tokens=text_tokens_lower(ask.question.text_bytes),
-            images=images,
+            images=[*images, video] if video else images,
             max_tokens=ask.sampling.max_tokens,
             max_model_len=upstream.max_model_len,
         )
         # 4. Cache plan: the operator's switch, the route's policy, the client's Cache-Control.
         plan = plan_cache(settings, ask)
         key = (
-            services.cache.key(ask.key_material([i.sha256 for i in images], model), owner=ask.principal.name)
+            services.cache.key(
+                ask.key_material([i.sha256 for i in images], model, video.sha256 if video else None),
+                owner=ask.principal.name,
+            )
             if plan.active
             else None
         )
-        call = _UpstreamCall(upstream, services.tracing, ask, model, images)
+        call = _UpstreamCall(upstream, services.tracing, ask, model, images, video)
         # 5.–6. Idempotency and single flight around the upstream call; 7. record.
         if ask.stream:
             return await _serve_stream(services, ask, slot.hand_over(), plan, key, call)
         answer, status, replica = await _answer_once(services, ask, plan, key, call)
         spent = None if status in ("HIT", "COALESCED") else answer.usage
         await slot.settle(spent)
-        _record(services, ask, images, answer.text, answer.model or model)
+        _record(services, ask, images, answer.text, answer.model or model, video)
         return Outcome(
             cache=status,
             model=answer.model or model,
@@ -111,13 +116,17 @@ class _UpstreamCall:
         ask: Ask,
         model: str,
         images: Sequence[PreparedImage],
+        video: PreparedVideo | None = None,
     ) -> None:
         self.upstream, self.tracing, self.ask, self.model, self.images = upstream, tracing, ask, model, images
-        self.affinity = images[0].sha256 if images else None  # that replica has the photo cached
+        self.video = video
+        first = images[0] if images else video
+        self.affinity = first.sha256 if first else None  # that replica has the photo (or clip) cached
 
     def payload(self) -> dict[str, Any]:
         uris = [image.json_uri() for image in self.images]
-        return self.ask.question.payload(self.model, uris, self.ask)
+        video = self.video.json_uri() if self.video else None
+        return self.ask.question.payload(self.model, uris, self.ask, video)
 
     async def answer(self) -> tuple[CachedAnswer, str]:
         ask = self.ask
@@ -210,7 +219,7 @@ async def _serve_stream(
     async def end(result: StreamResult) -> None:  # this client's relay ended, however it ended
         await slot.settle(result.usage if leads else None)
         if result.completed and not result.failed:
-            _record(services, ask, images, result.text, result.model or call.model)
+            _record(services, ask, images, result.text, result.model or call.model, call.video)
 
     stream = LiveStream(
         source=broadcast.subscribe(),
@@ -254,8 +263,16 @@ async def _stream_flight(
     return broadcast, status, stream.replica
 
 
-def _record(services: Services, ask: Ask, images: Sequence[PreparedImage], answer: str, model: str) -> None:
-    """Keep an answered request for a week, so the app's feedback button can refer to it."""
+def _record(
+    services: Services,
+    ask: Ask,
+    images: Sequence[PreparedImage],
+    answer: str,
+    model: str,
+    video: PreparedVideo | None = None,
+) -> None:
+    """Keep an answered request for a week, so the app's feedback button can refer to it; a clip
+    is listed by its frames' hash after the images' (its frames are never stored)."""
     preset = ask.preset
     record = RequestRecord(
         request_id=ask.request_id,
@@ -264,7 +281,7 @@ def _record(services: Services, ask: Ask, images: Sequence[PreparedImage], answe
         prompt=ask.question.feedback_prompt,
         answer=answer,
         model=model,
-        image_sha256=[image.sha256 for image in images],
+        image_sha256=[image.sha256 for image in images] + ([video.sha256] if video else []),
         preset=preset.name if preset else None,
         preset_version=preset.version if preset else None,
     )

@@ -21,6 +21,7 @@ from gateway.settings import Settings
 from gateway.store.redis import ResilientRedis
 from gateway.upstream.client import UpstreamClient, build_http_client, build_session
 from gateway.upstream.groups import ModelRouter
+from gateway.video import VideoIntake
 
 log = structlog.get_logger("gateway")
 
@@ -32,6 +33,7 @@ class Services:
     settings: Settings
     models: ModelRouter  # every model group; the first answers requests that name no model
     intake: ImageIntake
+    videos: VideoIntake
     gate: Gate
     cache: ResponseCache
     idempotency: IdempotencyStore
@@ -84,6 +86,8 @@ async def open_services(settings: Settings, tracing: Tracing | None = None) -> A
         redis, db = stores.redis, stores.db
         intake = ImageIntake(settings)
         stack.push_async_callback(intake.aclose)
+        videos = VideoIntake(settings)
+        stack.push_async_callback(videos.aclose)
         keys = build_key_manager(settings, redis, db)
         stack.push_async_callback(keys.aclose)
         devex = await stack.enter_async_context(open_devex(settings, redis, db))
@@ -91,6 +95,7 @@ async def open_services(settings: Settings, tracing: Tracing | None = None) -> A
             settings=settings,
             models=models,
             intake=intake,
+            videos=videos,
             gate=Gate(keys, Limiter.from_settings(settings, redis)),
             cache=ResponseCache.from_settings(settings, redis),
             idempotency=IdempotencyStore.from_settings(settings, redis),

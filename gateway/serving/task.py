@@ -70,9 +70,13 @@ def build_chat_payload(
     sampling: Sampling,
     system: str | None = None,
     stream: bool = False,
+    video_uri: str | msgspec.Raw | None = None,
 ) -> dict[str, Any]:
-    """One chat-completions request: images first, then the question (Qwen's own examples' order)."""
+    """One chat-completions request: images (or the clip) first, then the question (Qwen's own
+    examples' order). ``video_uri`` is the intake's ``data:video/jpeg;base64,<f1>,<f2>,...``."""
     content: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": uri}} for uri in image_uris]
+    if video_uri is not None:
+        content.append({"type": "video_url", "video_url": {"url": video_uri}})
     content.append({"type": "text", "text": prompt})
     messages: list[dict[str, Any]] = []
     if system:

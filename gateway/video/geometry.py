@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gateway.constants import QWEN_PATCH_FACTOR
+from gateway.constants import QWEN_MAX_ASPECT_RATIO, QWEN_PATCH_FACTOR
 from gateway.images.geometry import AspectRatioError, smart_resize
 from gateway.video.limits import VideoLimits, undecodable
 
@@ -82,3 +82,36 @@ def video_prompt_tokens(frames: int, height: int, width: int, fps: float) -> int
         seconds = (first / fps + (first + TEMPORAL_PATCH - 1) / fps) / 2
         total += grid + PAIR_FRAMING_TOKENS + timestamp_tokens(seconds)
     return total
+
+
+def max_video_tokens(limits: VideoLimits) -> int:
+    """An upper bound of the prompt tokens any clip costs under ``limits``, known before intake
+    (the tpm charge at admission): every even frame count up to ``max_frames``, each frame at the
+    largest grid ``smart_resize`` can give under its pixel budget, plus every pair's framing and
+    timestamp tokens."""
+    worst = 0
+    for frames in range(TEMPORAL_PATCH, limits.max_frames + 1, TEMPORAL_PATCH):
+        budget = max(min(limits.frame_pixel_budget, limits.total_pixel_budget // frames), VIDEO_MIN_PIXELS)
+        grid = max_grid(budget)
+        total = 0
+        for pair in range(frames // TEMPORAL_PATCH):
+            first = pair * TEMPORAL_PATCH
+            seconds = (first / limits.sample_fps + (first + TEMPORAL_PATCH - 1) / limits.sample_fps) / 2
+            total += grid + PAIR_FRAMING_TOKENS + timestamp_tokens(seconds)
+        worst = max(worst, total)
+    return worst
+
+
+def max_grid(max_pixels: int) -> int:
+    """The most 32-px cells ``smart_resize(min_pixels=VIDEO_MIN_PIXELS, max_pixels=...)`` returns.
+
+    Three ways past ``max_pixels / 1024``: a side floored at 32 px when scaling down a very
+    narrow frame (the other side is then at most sqrt(max_pixels x ratio)), and both sides rounded
+    up when scaling up to the floor (at most one cell more on each side of an area-4096 frame).
+    """
+    cell = QWEN_PATCH_FACTOR * QWEN_PATCH_FACTOR
+    ratio = QWEN_MAX_ASPECT_RATIO
+    narrow = math.isqrt(max_pixels * ratio) // QWEN_PATCH_FACTOR
+    sides = math.sqrt(VIDEO_MIN_PIXELS) * (math.sqrt(ratio) + 1)  # h + w of an area-4096 frame, at most
+    floor = math.ceil((VIDEO_MIN_PIXELS + QWEN_PATCH_FACTOR * sides + cell) / cell)
+    return max(max_pixels // cell, narrow, floor)

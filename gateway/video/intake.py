@@ -22,7 +22,7 @@ from gateway.images.urls import UrlPolicy
 from gateway.metrics import VIDEO_INTAKE_DURATION, VIDEO_REFUSALS, VIDEO_TOKENS
 from gateway.settings import Settings
 from gateway.video.decode import Budget, Sampler, admit_memory
-from gateway.video.geometry import plan
+from gateway.video.geometry import max_video_tokens, plan
 from gateway.video.limits import VideoLimits, too_large, undecodable
 from gateway.video.prepared import PreparedVideo, build
 from gateway.video.probe import open_clip, probe, video_stream
@@ -41,6 +41,9 @@ class VideoIntake:
         executor: Executor | None = None,
     ) -> None:
         self.limits = VideoLimits.from_settings(settings)
+        self.max_tokens = max_video_tokens(
+            self.limits
+        )  # any clip's cost at most: the tpm charge at admission
         self._own_http = http is None
         self._http = http or make_client(settings.video_fetch_timeout, settings.video_max_concurrent)
         self._own_executor = executor is None
