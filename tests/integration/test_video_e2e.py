@@ -29,7 +29,7 @@ from gateway.video import PreparedVideo, VideoIntake
 from gateway.video.prepared import DATA_URI_PREFIX
 from tests.images import data_uri as image_data_uri
 from tests.images import photo_jpeg
-from tests.integration.conftest import GatewayUnderTest, emulator_requests
+from tests.integration.conftest import GatewayUnderTest, create_key, emulator_requests
 from tests.servers import StaticFiles, ThreadedServer
 from tests.unit.video import clips
 
@@ -87,7 +87,10 @@ def _video_messages(url: str, text: str = PROMPT, **part: Any) -> list[Any]:
     return [
         {
             "role": "user",
-            "content": [{"type": "video_url", "video_url": {"url": url}, **part}, {"type": "text", "text": text}],
+            "content": [
+                {"type": "video_url", "video_url": {"url": url}, **part},
+                {"type": "text", "text": text},
+            ],
         }
     ]
 
@@ -96,7 +99,9 @@ def _events(response: httpx.Response) -> list[str]:
     return [line[len("data: ") :] for line in response.iter_lines() if line.startswith("data: ")]
 
 
-def ask_app(gateway: GatewayUnderTest, video: str, *, stream: bool = False, **body: Any) -> tuple[str, int, str]:
+def ask_app(
+    gateway: GatewayUnderTest, video: str, *, stream: bool = False, **body: Any
+) -> tuple[str, int, str]:
     """(answer text, prompt tokens, X-Cache) of one app-route request that must succeed."""
     payload = {"video": video, "prompt": PROMPT, "max_tokens": 400, **body}
     if not stream:
@@ -124,7 +129,11 @@ def ask_openai(gateway: GatewayUnderTest, video: str, *, stream: bool = False) -
         )
         completion = raw.parse()
         assert completion.usage is not None
-        return completion.choices[0].message.content or "", completion.usage.prompt_tokens, raw.headers["x-cache"]
+        return (
+            completion.choices[0].message.content or "",
+            completion.usage.prompt_tokens,
+            raw.headers["x-cache"],
+        )
     with client.chat.completions.with_streaming_response.create(
         model=MODEL,
         messages=messages,
@@ -146,7 +155,9 @@ ASKERS = {"app": ask_app, "openai": ask_openai}
 def sent_video_part(emulator: ThreadedServer) -> dict[str, Any]:
     """The one video part of the last request vLLM received; every part checked for containers."""
     [sent] = emulator_requests(emulator)
-    parts = [part for message in sent["body"]["messages"] for part in message["content"] if isinstance(part, dict)]
+    parts = [
+        part for message in sent["body"]["messages"] for part in message["content"] if isinstance(part, dict)
+    ]
     videos = [part for part in parts if part["type"] == "video_url"]
     assert len(videos) == 1, parts
     return videos[0]
@@ -225,7 +236,9 @@ def test_same_clip_as_url_then_base64_is_a_cache_hit(
     assert [first, second, third] == ["MISS", "HIT", "HIT"]
     assert len(emulator_requests(emulator, limit=10)) == 1
     # Another clip is another entry.
-    _, _, other = ASKERS[route](gateway, b64(clips.mp4(frames=30, fps=15, size=(160, 128), paint=clips.halves)))
+    _, _, other = ASKERS[route](
+        gateway, b64(clips.mp4(frames=30, fps=15, size=(160, 128), paint=clips.halves))
+    )
     assert other == "MISS"
 
 
@@ -273,7 +286,9 @@ def test_private_video_url_refused_without_a_connection(
 
 
 def test_image_and_video_together_is_40001(gateway) -> None:
-    response = gateway.ask({"image": image_data_uri(photo_jpeg()), "video": b64(clip("mp4-h264")), "prompt": "x"})
+    response = gateway.ask(
+        {"image": image_data_uri(photo_jpeg()), "video": b64(clip("mp4-h264")), "prompt": "x"}
+    )
     assert response.status_code == 400
     body = response.json()
     assert body["code"] == 40001
@@ -301,7 +316,9 @@ def test_video_part_bare_string_and_client_uuid(gateway, emulator) -> None:
     """vLLM's bare-string form is normalised, and a client ``uuid`` (vLLM's media cache key) dropped."""
     messages = _video_messages("unused", uuid="client-chosen")
     messages[0]["content"][0]["video_url"] = video_data_uri(clip("webm-vp9"), "video/webm")
-    response = gateway.post("/v1/chat/completions", json={"model": MODEL, "messages": messages, "max_tokens": 50})
+    response = gateway.post(
+        "/v1/chat/completions", json={"model": MODEL, "messages": messages, "max_tokens": 50}
+    )
     assert response.status_code == 200, response.text
     part = sent_video_part(emulator)
     assert "uuid" not in part and part["video_url"]["url"] == prepared("webm-vp9").data_uri
@@ -315,3 +332,23 @@ def test_describe_video_preset(gateway, emulator) -> None:
     assert response.status_code == 200, response.text
     assert "jpeg-sequence" in response.json()["text"]
     assert sent_video_part(emulator)["video_url"]["url"] == prepared("mp4-h264").data_uri
+
+
+def test_tpm_is_charged_the_worst_clip_before_intake(
+    tmp_path, emulator, make_gateway, image_origin: tuple[ThreadedServer, StaticFiles]
+) -> None:
+    """Admission charges any clip's most tokens at the configured budget (6380 at the defaults):
+    a key whose per-minute tokens cannot hold that is refused before the clip is fetched."""
+    origin, files = image_origin
+    files.files["/clip.mp4"] = (clips.mp4(frames=4, size=(64, 64)), "video/mp4")
+    worst = VideoIntake(Settings(_env_file=None)).max_tokens  # type: ignore[call-arg]
+    small = create_key(tmp_path, "video-small", "--tpm", str(worst - 100))
+    large = create_key(tmp_path, "video-large", "--tpm", str(worst + 1000))
+    gw = make_gateway([emulator.url], auth_disabled=False)
+    body = {"video": f"{origin.url}/clip.mp4", "prompt": PROMPT, "max_tokens": 50}
+    refused = gw.client.post("/v1/qwen-vl", json=body, headers={"authorization": f"Bearer {small}"})
+    assert (refused.status_code, refused.json()["code"]) == (429, 42902), refused.text
+    assert "/clip.mp4" not in files.hits
+    answered = gw.client.post("/v1/qwen-vl", json=body, headers={"authorization": f"Bearer {large}"})
+    assert answered.status_code == 200, answered.text
+    assert files.hits["/clip.mp4"] == 1
