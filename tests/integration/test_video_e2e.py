@@ -14,8 +14,8 @@ import base64
 import functools
 import io
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
 
 import httpx
 import openai
@@ -30,7 +30,7 @@ from gateway.video.prepared import DATA_URI_PREFIX
 from tests.images import data_uri as image_data_uri
 from tests.images import photo_jpeg
 from tests.integration.conftest import GatewayUnderTest, create_key, emulator_requests
-from tests.servers import StaticFiles, ThreadedServer
+from tests.servers import StaticFiles, ThreadedServer, serve
 from tests.unit.video import clips
 
 MODEL = "qwen3-vl-8b"
@@ -352,3 +352,71 @@ def test_tpm_is_charged_the_worst_clip_before_intake(
     answered = gw.client.post("/v1/qwen-vl", json=body, headers={"authorization": f"Bearer {large}"})
     assert answered.status_code == 200, answered.text
     assert files.hits["/clip.mp4"] == 1
+
+
+class RedirectingOrigin(StaticFiles):
+    """The loopback origin, plus redirects a hostile server would answer (the images' SSRF cases)."""
+
+    redirects: ClassVar[dict[str, bytes]] = {
+        "/to-loopback": b"http://127.0.0.2:6379/",
+        "/bad-redirect": b"http:127.0.0.1/x",
+    }
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        location = self.redirects.get(scope.get("path", ""))
+        if scope["type"] != "http" or location is None:
+            await super().__call__(scope, receive, send)
+            return
+        headers = [(b"location", location), (b"content-length", b"0")]
+        await send({"type": "http.response.start", "status": 302, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+
+# Only loopback targets: private addresses are refused (the default) and the origin is allowed by
+# host:port, so every other loopback port, spelling or redirect is an SSRF attempt.
+VIDEO_URLS = {
+    "allowlisted-origin": ("{origin}/clip.mp4", 0),
+    "missing": ("{origin}/missing.mp4", 40004),
+    "not-a-video": ("{origin}/page.html", 40004),
+    "other-loopback-port": ("http://127.0.0.1:6379/clip.mp4", 40003),
+    "decimal-loopback": ("http://2130706433/clip.mp4", 40003),
+    "mapped-loopback": ("http://[::ffff:127.0.0.1]/clip.mp4", 40003),
+    "localhost": ("http://localhost/clip.mp4", 40003),
+    "credentials": ("http://user:pass@127.0.0.1:{p}/clip.mp4", 40003),
+    "gopher": ("gopher://127.0.0.1:6379/_FLUSHALL", 40003),
+    "file": ("file:///etc/passwd", 40003),
+    "redirect-to-loopback": ("{origin}/to-loopback", 40003),
+    "bad-redirect": ("{origin}/bad-redirect", 40003),
+}
+
+
+@pytest.fixture(scope="module")
+def redirecting_origin() -> Iterator[ThreadedServer]:
+    files = RedirectingOrigin(
+        {
+            "/clip.mp4": (clips.mp4(frames=4, size=(64, 64)), "video/mp4"),
+            "/page.html": (b"<html></html>", "text/html"),
+        }
+    )
+    with serve(files) as server:
+        yield server
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(VIDEO_URLS))
+def test_video_urls_go_through_the_ssrf_checks(name: str, make_gateway, emulator, redirecting_origin) -> None:
+    gateway = make_gateway(
+        [emulator.url],
+        image_allow_private_urls=False,
+        image_url_allowlist=[f"127.0.0.1:{redirecting_origin.port}"],
+        image_allowed_ports=[80, 443, redirecting_origin.port],
+    )
+    template, code = VIDEO_URLS[name]
+    url = template.format(p=redirecting_origin.port, origin=redirecting_origin.url)
+    app = gateway.ask({"video": url, "prompt": PROMPT, "max_tokens": 8})
+    assert app.status_code < 500 and app.json()["code"] == code, app.text[:300]
+    chat = gateway.post("/v1/chat/completions", json={"model": MODEL, "messages": _video_messages(url)})
+    assert chat.status_code < 500, chat.text[:300]
+    assert (chat.json()["error"]["code"] if chat.status_code != 200 else 0) == code, chat.text[:300]
+    if code:
+        assert "video" in app.json()["message"].lower(), app.text[:300]  # not an image's words
