@@ -10,6 +10,7 @@ clip, never the container.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import io
@@ -25,7 +26,8 @@ from PIL import Image
 from gateway.emulator.config import EmulatorConfig
 from gateway.presets.loader import BUNDLED_PRESETS, load_presets
 from gateway.settings import Settings
-from gateway.video import PreparedVideo, VideoIntake
+from gateway.video import PreparedVideo, VideoIntake, max_video_tokens
+from gateway.video.limits import VideoLimits
 from gateway.video.prepared import DATA_URI_PREFIX
 from tests.images import data_uri as image_data_uri
 from tests.images import photo_jpeg
@@ -56,12 +58,15 @@ def clip(name: str) -> bytes:
 @functools.cache
 def prepared(name: str) -> PreparedVideo:
     """What the gateway's intake makes of the clip at the default settings (the expected frames)."""
-    data = clip(name)
-    intake = VideoIntake(Settings(_env_file=None))  # type: ignore[call-arg]
-    try:
-        return intake.process(data, "base64")
-    finally:
-        intake._executor.shutdown()  # no event loop here: only the pool was started
+
+    async def run() -> PreparedVideo:
+        intake = VideoIntake(Settings(_env_file=None))  # type: ignore[call-arg]
+        try:
+            return await intake.prepare(b64(clip(name)))
+        finally:
+            await intake.aclose()
+
+    return asyncio.run(run())
 
 
 def video_data_uri(data: bytes, mime: str = "video/mp4") -> str:
@@ -341,7 +346,7 @@ def test_tpm_is_charged_the_worst_clip_before_intake(
     a key whose per-minute tokens cannot hold that is refused before the clip is fetched."""
     origin, files = image_origin
     files.files["/clip.mp4"] = (clips.mp4(frames=4, size=(64, 64)), "video/mp4")
-    worst = VideoIntake(Settings(_env_file=None)).max_tokens  # type: ignore[call-arg]
+    worst = max_video_tokens(VideoLimits.from_settings(Settings(_env_file=None)))  # type: ignore[call-arg]
     small = create_key(tmp_path, "video-small", "--tpm", str(worst - 100))
     large = create_key(tmp_path, "video-large", "--tpm", str(worst + 1000))
     gw = make_gateway([emulator.url], auth_disabled=False)
