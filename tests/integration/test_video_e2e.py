@@ -329,14 +329,18 @@ def test_video_part_bare_string_and_client_uuid(gateway, emulator) -> None:
     assert "uuid" not in part and part["video_url"]["url"] == prepared("webm-vp9").data_uri
 
 
-def test_describe_video_preset(gateway, emulator) -> None:
+@pytest.mark.parametrize("name", ["describe_video", "moderate"])
+def test_clip_presets(gateway, emulator, name: str) -> None:
     presets = load_presets(BUNDLED_PRESETS)
-    if "describe_video" not in presets:
-        pytest.skip("the describe_video preset is not on this branch yet")
-    response = gateway.ask({"video": b64(clip("mp4-h264")), "preset": "describe_video"})
+    if name not in presets:
+        pytest.skip(f"the {name} preset is not on this branch yet")
+    response = gateway.ask({"video": b64(clip("mp4-h264")), "preset": name})
     assert response.status_code == 200, response.text
-    assert "jpeg-sequence" in response.json()["text"]
-    assert sent_video_part(emulator)["video_url"]["url"] == prepared("mp4-h264").data_uri
+    [sent] = emulator_requests(emulator)
+    system, user = sent["body"]["messages"]
+    assert system == {"role": "system", "content": presets[name].system}
+    assert [part["type"] for part in user["content"]] == ["video_url", "text"]
+    assert user["content"][0]["video_url"]["url"] == prepared("mp4-h264").data_uri
 
 
 def test_tpm_is_charged_the_worst_clip_before_intake(
