@@ -23,6 +23,7 @@ import openai
 import pytest
 from PIL import Image
 
+from gateway.emulator.app import create_emulator_app
 from gateway.emulator.config import EmulatorConfig
 from gateway.presets.loader import BUNDLED_PRESETS, load_presets
 from gateway.settings import Settings
@@ -429,3 +430,38 @@ def test_video_urls_go_through_the_ssrf_checks(name: str, make_gateway, emulator
     assert (chat.json()["error"]["code"] if chat.status_code != 200 else 0) == code, chat.text[:300]
     if code:
         assert "video" in app.json()["message"].lower(), app.text[:300]  # not an image's words
+
+
+def test_clip_over_the_context_is_40006_before_vllm(make_gateway) -> None:
+    expected = prepared("mp4-h264")
+    small = EmulatorConfig(
+        max_videos=1, video_num_frames=-1, video_fps=2.0, max_model_len=expected.visual_tokens
+    )
+    with serve(create_emulator_app(small)) as emulator:
+        gw = make_gateway([emulator.url])
+        response = gw.ask({"video": b64(clip("mp4-h264")), "prompt": PROMPT, "max_tokens": 8})
+        assert (response.status_code, response.json()["code"]) == (400, 40006), response.text
+        assert str(expected.visual_tokens) in response.json()["message"]
+        assert emulator_requests(emulator, limit=10) == []
+
+
+def test_images_and_a_clip_in_one_chat(gateway, emulator) -> None:
+    """The OpenAI route takes image parts beside the clip (vLLM does); both are in the cache key."""
+    video = video_data_uri(clip("mp4-h264"))
+
+    def ask(photo: bytes) -> httpx.Response:
+        messages = _video_messages(video)
+        messages[0]["content"].insert(0, {"type": "image_url", "image_url": {"url": image_data_uri(photo)}})
+        body = {"model": MODEL, "messages": messages, "max_tokens": 400, "temperature": 0}
+        return gateway.post("/v1/chat/completions", json=body)
+
+    photo, other = photo_jpeg(320, 240), photo_jpeg(240, 320)  # (its noise differs on every call)
+    first = ask(photo)
+    assert first.status_code == 200, first.text
+    [sent] = emulator_requests(emulator)
+    parts = sent["body"]["messages"][0]["content"]
+    assert [part["type"] for part in parts] == ["image_url", "video_url", "text"]
+    assert parts[1]["video_url"]["url"] == prepared("mp4-h264").data_uri
+    assert "1 image:" in first.json()["choices"][0]["message"]["content"]
+    assert ask(photo).headers["x-cache"] == "HIT"
+    assert ask(other).headers["x-cache"] == "MISS"  # same clip, another photo
