@@ -33,6 +33,8 @@ def parse(raw: bytes) -> RawResponse | None:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     length = int(headers.get("content-length", len(rest)))
+    if len(rest) < length:
+        return None  # not all of it yet
     return RawResponse(status, headers, rest[:length], raw)
 
 
@@ -78,14 +80,17 @@ class Upload:
 
 
 def upload_until_answered(
-    port: int, head: bytes, total: int, *, chunk: int = 64 * 1024, timeout: float = 30.0
+    port: int, head: bytes, total: int, *, chunked: bool = False, timeout: float = 30.0
 ) -> Upload:
-    """Send ``head`` then up to ``total`` body bytes, stopping at the first byte of a response.
+    """Send ``head`` then up to ``total`` body bytes (``chunked``: framed as 64 KiB chunks),
+    stopping once a whole response has arrived.
 
     The send buffer is kept small so ``sent`` is close to what the server let in (kernel buffers
     on both sides still hold a few MB; the test bounds are far above that and far below ``total``).
     """
-    payload = b"x" * chunk
+    chunk = 64 * 1024
+    frame = b"%x\r\n" % chunk + b"x" * chunk + b"\r\n" if chunked else b"x" * chunk
+    pending = b""
     sent = 0
     received = b""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -104,10 +109,13 @@ def upload_until_answered(
                     if not data or parse(received) is not None:
                         break
             elif writable:
+                pending = pending or frame
                 try:
-                    sent += sock.send(payload[: min(chunk, total - sent)])
+                    written = sock.send(pending)
                 except (BrokenPipeError, ConnectionResetError):
                     break
+                sent += written
+                pending = pending[written:]
         # Whatever is still on its way (the server may have answered as the pipe broke).
         sock.setblocking(True)
         sock.settimeout(2)
