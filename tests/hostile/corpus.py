@@ -160,3 +160,59 @@ CHAT: list[Case] = [
         40001,
     ),
 ]
+
+
+# Every field given every JSON type (OWASP REST cheat sheet: type confusion): whatever the
+# answer, it is not a 5xx. Fields: CONTRACT.md §1, §4 and OpenAI's chat-completions reference
+# plus vLLM's extra fields (UPSTREAM.md).
+WRONG_TYPES: list[Any] = [None, True, 0, -1, 2**63, 1e308, "x", "", [], {}, [[]], {"a": {}}, [None], ["x"]]
+_CHAT_FIELDS = [
+    "model", "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens", "n", "stream",
+    "stream_options", "stop", "seed", "logprobs", "top_logprobs", "response_format", "tools", "tool_choice",
+    "user", "presence_penalty", "frequency_penalty", "logit_bias", "parallel_tool_calls",
+    "chat_template_kwargs", "mm_processor_kwargs", "priority", "cache_salt",
+]  # fmt: skip
+_MESSAGE_FIELDS = ["role", "content", "name", "tool_calls", "tool_call_id"]
+_PART_FIELDS = ["type", "text", "image_url"]
+_APP_FIELDS = [
+    "image",
+    "video",
+    "prompt",
+    "preset",
+    "model",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "stream",
+    "precheck",
+]
+_FEEDBACK_FIELDS = ["request_id", "verdict", "comment", "expected"]
+
+
+def type_sweep() -> list[tuple[str, str, dict[str, Any]]]:
+    """(label, route, body) for every field above with every value of WRONG_TYPES."""
+    chat: dict[str, Any] = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+    image_part = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + IMAGE}}
+    cases: list[tuple[str, str, dict[str, Any]]] = []
+    for i, value in enumerate(WRONG_TYPES):
+        tag = f"{type(value).__name__}{i}"
+        for name in _CHAT_FIELDS:
+            cases.append((f"chat.{name}={tag}", "/v1/chat/completions", {**chat, name: value}))
+        for name in _MESSAGE_FIELDS:
+            message = {"role": "user", "content": "hi", name: value}
+            cases.append(
+                (f"chat.message.{name}={tag}", "/v1/chat/completions", {**chat, "messages": [message]})
+            )
+        for name in _PART_FIELDS:
+            part = {**image_part, name: value}
+            body = {**chat, "messages": [{"role": "user", "content": [part]}]}
+            cases.append((f"chat.part.{name}={tag}", "/v1/chat/completions", body))
+        url_part = {"type": "image_url", "image_url": {"url": value}}
+        body = {**chat, "messages": [{"role": "user", "content": [url_part]}]}
+        cases.append((f"chat.part.image_url.url={tag}", "/v1/chat/completions", body))
+        for name in _APP_FIELDS:
+            cases.append((f"app.{name}={tag}", "/v1/qwen-vl", {"image": IMAGE, "prompt": "x", name: value}))
+        for name in _FEEDBACK_FIELDS:
+            feedback = {"request_id": "no-such-request", "verdict": "bad", name: value}
+            cases.append((f"feedback.{name}={tag}", "/v1/feedback", feedback))
+    return cases

@@ -23,7 +23,7 @@ import pytest
 from gateway.emulator.app import create_emulator_app
 from gateway.emulator.config import EmulatorConfig
 from tests.hostile import rawhttp
-from tests.hostile.corpus import APP, CHAT, FEEDBACK_MAX_BODY, IMAGE, MALFORMED, MODEL, Case
+from tests.hostile.corpus import APP, CHAT, FEEDBACK_MAX_BODY, IMAGE, MALFORMED, MODEL, Case, type_sweep
 from tests.integration.conftest import create_key, emulator_requests
 from tests.servers import GatewayProcess, ThreadedServer, serve
 
@@ -109,6 +109,16 @@ class Hostile:
         assert line["event"] == "request" and line["status"] == answer.status and line["code"] == code, line
         return dict(body)
 
+    def expect_any(self, response: httpx.Response, path: str) -> int:
+        """Any answer but a 5xx: a 200, or a contract error whose code matches its status."""
+        if response.status_code == 200:
+            assert SANE_ID.fullmatch(response.headers["x-request-id"])
+            return 0
+        body = response.json()
+        code = body["error"]["code"] if envelope_of(path) == "openai" else body["code"]
+        self.expect(response, code, path)
+        return int(code)
+
 
 def envelope_of(path: str) -> str:
     """Which envelope the contract gives ``path`` (CONTRACT.md §1, §3; docs/security.md)."""
@@ -140,10 +150,12 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
 
 
 @pytest.fixture(autouse=True)
-def no_stack_trace_in_the_log(hostile: Hostile) -> Iterator[None]:
+def no_stack_trace_in_the_log(hostile: Hostile, request: pytest.FixtureRequest) -> Iterator[None]:
     """Whatever a test sent, the gateway logged no traceback and no error line for it."""
     before = len(hostile.gateway.output())
     yield
+    if request.node.get_closest_marker("xfail"):
+        return  # a known 500 logs its traceback; the xfail names it
     time.sleep(0.05)  # the last access line is written just after its response
     logged = hostile.gateway.output()[before:]
     assert "Traceback" not in logged, logged[-3000:]
@@ -189,6 +201,40 @@ def test_openai_body_malformed(hostile: Hostile, case: Case) -> None:
 def test_any_body_with_a_forged_key_is_40101(hostile: Hostile, case: Case, route: str) -> None:
     forged = {"authorization": "Bearer vlgw_" + "A" * 40}
     hostile.expect(hostile.client.post(route, content=case.body, headers=forged), 40101, route)
+
+
+def _sweep_params() -> list[Any]:
+    params = []
+    for label, route, body in type_sweep():
+        marks = []
+        if label.startswith("chat.part.type=") and label.split("=")[1].startswith(("list", "dict")):
+            marks.append(
+                pytest.mark.xfail(
+                    strict=True,
+                    reason="gateway/api/openai_body.py: `kind not in ALLOWED_PART_TYPES` raises TypeError "
+                    "(unhashable) for a list or object `type`: a 500; check isinstance(kind, str) first",
+                )
+            )
+        if label.startswith("chat.message.role=") and label.split("=")[1].startswith(("list", "dict")):
+            marks.append(
+                pytest.mark.xfail(
+                    strict=True,
+                    reason="the emulator (gateway/emulator/request.py parse_chat) crashes on an unhashable "
+                    "role, so the gateway answers 502; vLLM answers 400 (pydantic); the emulator should too",
+                )
+            )
+        params.append(pytest.param(route, body, id=label, marks=marks))
+    return params
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("route", "body"), _sweep_params())
+def test_every_field_with_every_json_type_is_not_a_5xx(
+    hostile: Hostile, route: str, body: dict[str, Any]
+) -> None:
+    with hostile.client.stream("POST", route, json=body, headers=hostile.auth) as response:
+        response.read()
+    hostile.expect_any(response, route)
 
 
 def test_duplicate_keys_last_wins_and_upstream_gets_what_was_checked(hostile: Hostile) -> None:
