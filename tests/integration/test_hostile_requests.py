@@ -237,6 +237,21 @@ def test_every_field_with_every_json_type_is_not_a_5xx(
     hostile.expect_any(response, route)
 
 
+@pytest.mark.parametrize("route", GET_ROUTES)
+def test_get_routes_without_a_key_are_40101_and_ignore_a_body(hostile: Hostile, route: str) -> None:
+    hostile.expect(hostile.client.get(route), 40101, route)
+    junk = hostile.client.request("GET", route, content=b'{"a":' * 1000, headers=hostile.auth)
+    assert junk.status_code == 200, junk.text  # a GET's body is never read
+
+
+def test_tool_role_without_an_id_is_not_a_5xx(hostile: Hostile) -> None:
+    """vLLM decides what a tool message needs; the gateway passes it on and never fails on it."""
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}, {"role": "tool", "content": "x"}]}
+    hostile.expect_any(
+        hostile.client.post("/v1/chat/completions", json=body, headers=hostile.auth), "/v1/chat/completions"
+    )
+
+
 def test_duplicate_keys_last_wins_and_upstream_gets_what_was_checked(hostile: Hostile) -> None:
     """RFC 8259 leaves duplicate names to the parser; the gateway re-encodes what it validated,
     so the upstream can never see a different value than the one checked (no parser split)."""
