@@ -49,6 +49,12 @@ def _sane_request_id(raw: bytes) -> str | None:
     return text if all(ch in REQUEST_ID_ALLOWED for ch in text) else None
 
 
+def _normalise(path: str) -> str:
+    if "//" not in path and (len(path) == 1 or not path.endswith("/")):
+        return path  # the common case costs one scan
+    return "/" + "/".join(part for part in path.split("/") if part)
+
+
 def context_of(scope: Scope) -> RequestContext:
     """The context the middleware attached to this request."""
     ctx: RequestContext = scope["state"]["ctx"]
@@ -82,7 +88,9 @@ class RequestContextMiddleware:
             elif name == b"traceparent":
                 traceparent["traceparent"] = value.decode("latin-1")
         request_id = request_id or uuid.uuid4().hex
-        path = scope["path"]
+        # One spelling of each path from here on ('/v1/qwen-vl/', '//v1/qwen-vl' -> '/v1/qwen-vl'):
+        # the router, auth's route check, usage and metrics all see the same route.
+        path = scope["path"] = _normalise(scope["path"])
         route = path if path in self.known_routes else "other"
         ctx = RequestContext(request_id=request_id, route=route, started=time.perf_counter())
         scope.setdefault("state", {})["ctx"] = ctx

@@ -52,6 +52,8 @@ def parse_chat(
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise errors.InvalidBody(f"messages[{i}] must be an object", param=f"messages[{i}]")
+        if not isinstance(message.get("role"), str):
+            raise errors.InvalidBody(f"messages[{i}].role must be a string", param=f"messages[{i}].role")
         content = message.get("content")
         if isinstance(content, str):
             text_bytes += len(content.encode())
@@ -59,7 +61,7 @@ def parse_chat(
             for j, part in enumerate(content):
                 where = f"messages[{i}].content[{j}]"
                 kind = part.get("type") if isinstance(part, dict) else None
-                if kind not in ALLOWED_PART_TYPES:
+                if not isinstance(kind, str) or kind not in ALLOWED_PART_TYPES:
                     raise errors.InvalidBody(
                         f"{where}: content part type {kind!r} is not supported", param=where
                     )

@@ -209,27 +209,7 @@ def test_any_body_with_a_forged_key_is_40101(hostile: Hostile, case: Case, route
 
 
 def _sweep_params() -> list[Any]:
-    params = []
-    for label, route, body in type_sweep():
-        marks = []
-        if label.startswith("chat.part.type=") and label.split("=")[1].startswith(("list", "dict")):
-            marks.append(
-                pytest.mark.xfail(
-                    strict=True,
-                    reason="gateway/api/openai_body.py: `kind not in ALLOWED_PART_TYPES` raises TypeError "
-                    "(unhashable) for a list or object `type`: a 500; check isinstance(kind, str) first",
-                )
-            )
-        if label.startswith("chat.message.role=") and label.split("=")[1].startswith(("list", "dict")):
-            marks.append(
-                pytest.mark.xfail(
-                    strict=True,
-                    reason="the emulator (gateway/emulator/request.py parse_chat) crashes on an unhashable "
-                    "role, so the gateway answers 502; vLLM answers 400 (pydantic); the emulator should too",
-                )
-            )
-        params.append(pytest.param(route, body, id=label, marks=marks))
-    return params
+    return [pytest.param(route, body, id=label) for label, route, body in type_sweep()]
 
 
 @pytest.mark.slow
@@ -571,12 +551,6 @@ def test_path_variants_reach_their_route_in_its_envelope(hostile: Hostile, path:
     hostile.expect(answer, 40001, route, param="image" if route == "/v1/qwen-vl" else "model")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/api/context.py labels a request by its raw path: '/v1/qwen-vl/' and '//v1/qwen-vl' "
-    "are served but labelled 'other', so /v1/usage never counts them (usage and token metrics "
-    "bypassed); normalise with litestar.utils.path.normalize_path before the known-routes lookup",
-)
 def test_path_variants_are_counted_in_usage(hostile: Hostile) -> None:
     def requests_today() -> int:
         report = hostile.client.get("/v1/usage", params={"days": 1}, headers=hostile.auth).json()
