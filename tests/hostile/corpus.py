@@ -112,7 +112,9 @@ APP: list[Case] = [
     Case("stream_yes", _app(stream="yes"), 40001, "stream"),
     Case("stream_one", _app(stream=1), 40001, "stream"),
     Case("precheck_string", _app(precheck="no"), 40001, "precheck"),
-    Case("model_10kb", _app(model="m" * 10_000), 40401, "model"),  # an unknown model: 404, as on OpenAI's route
+    Case(
+        "model_10kb", _app(model="m" * 10_000), 40401, "model"
+    ),  # an unknown model: 404, as on OpenAI's route
     Case("preset_unknown", _app(preset="nope"), 40008, "preset"),
     Case("preset_number", _app(preset=1), 40001, "preset"),
     Case("unknown_field", _app(zzz=1), 40001, "zzz"),

@@ -471,14 +471,19 @@ ROUTE_METHODS = {
 }
 
 
-@pytest.mark.parametrize("route", list(ROUTE_METHODS))
-@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE", "PATCH"])
+WRONG_METHODS = [
+    (route, method)
+    for route, own in ROUTE_METHODS.items()
+    for method in ("GET", "POST", "PUT", "DELETE", "PATCH")
+    if method != own
+]
+
+
+@pytest.mark.parametrize(("route", "method"), WRONG_METHODS)
 @pytest.mark.parametrize("keyed", [False, True], ids=["no-key", "key"])
 def test_wrong_method_is_405_in_the_route_envelope(
     hostile: Hostile, route: str, method: str, keyed: bool
 ) -> None:
-    if method == ROUTE_METHODS[route]:
-        pytest.skip("the route's own method")
     response = hostile.client.request(method, route, content=b"{}", headers=hostile.auth if keyed else {})
     detail = hostile.expect(response, 40501, route)
     assert ROUTE_METHODS[route] in response.headers["allow"]
