@@ -9,6 +9,7 @@ gateway processes sent it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -38,6 +39,9 @@ class LoadSample:
     kv_usage: float
 
 
+RECHECK_SECONDS = 0.2  # a failure to confirm is asked again after this
+
+
 async def probe(
     http: httpx.AsyncClient,
     url: str,
@@ -45,8 +49,30 @@ async def probe(
     model: str | None,
     headers: Mapping[str, str],
     timeouts: httpx.Timeout,
+    confirm_failure: bool = False,
 ) -> Probe:
-    """Check ``/health`` then ``/v1/models``; ``model`` None accepts any listed model."""
+    """Check ``/health`` then ``/v1/models``; ``model`` None accepts any listed model.
+
+    ``confirm_failure`` (a replica now healthy): a failure is asked again once before it counts.
+    A saturated vLLM can drop one ``/health`` connection while it serves fine, and with one
+    replica that lone failure would refuse every request until the next round; a dead replica
+    fails the second check too, a moment later.
+    """
+    result = await _probe_once(http, url, model=model, headers=headers, timeouts=timeouts)
+    if result.ok or not confirm_failure:
+        return result
+    await asyncio.sleep(RECHECK_SECONDS)
+    return await _probe_once(http, url, model=model, headers=headers, timeouts=timeouts)
+
+
+async def _probe_once(
+    http: httpx.AsyncClient,
+    url: str,
+    *,
+    model: str | None,
+    headers: Mapping[str, str],
+    timeouts: httpx.Timeout,
+) -> Probe:
     try:
         health = await http.get(f"{url}/health", timeout=timeouts)
         if health.status_code != 200:

@@ -34,7 +34,6 @@ from gateway.upstream.replica import FAILURES, Outcome, Replica
 log = structlog.get_logger("gateway.upstream")
 
 
-HEALTH_RECHECK_SECONDS = 0.2  # a failed check of a healthy replica is repeated after this
 AFFINITY_SLACK_DIVISOR = 8  # slack = upstream_max_inflight / 8: 8 of vLLM's default 64 sequences
 
 
@@ -204,17 +203,13 @@ class ReplicaPool:
 
     async def _check(self, replica: Replica) -> None:
         result = await health.probe(
-            self.http, replica.url, model=self._model, headers=self._headers, timeouts=self._check_timeout
+            self.http,
+            replica.url,
+            model=self._model,
+            headers=self._headers,
+            timeouts=self._check_timeout,
+            confirm_failure=replica.healthy,
         )
-        if not result.ok and replica.healthy:
-            # One failed check of a healthy replica is asked again before it is taken out: a
-            # saturated vLLM can drop one /health connection (ReadError) while it serves fine, and
-            # with a single replica that one failure would refuse every request until the next
-            # round. A dead replica fails the second check too, a moment later.
-            await asyncio.sleep(HEALTH_RECHECK_SECONDS)
-            result = await health.probe(
-                self.http, replica.url, model=self._model, headers=self._headers, timeouts=self._check_timeout
-            )
         now = self._clock()
         replica.last_check = now
         replica.models = result.models
